@@ -1,0 +1,1 @@
+"""Zero-shot, retrieval and linear-probe evaluation of open_clip checkpoints."""

@@ -1,0 +1,146 @@
+"""The `clipforge` console script: one typer app, one subcommand per user journey.
+
+Heavy imports (Ray, torch, the local web) happen inside the commands so `clipforge --help` stays fast.
+User errors (`ClipforgeError`, including config errors) print one paragraph and exit 2 — never a traceback.
+Commands whose issue has not landed say so plainly and exit 2; they do not pretend.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline import __version__
+from pipeline.errors import ClipforgeError, NotImplementedYet
+
+app = typer.Typer(
+    name="clipforge",
+    help="Curate web image-text data (MetaCLIP/WIT), train and evaluate CLIP models, on Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config file (defaults apply when omitted).")]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", help="Override a config key: --set a.b=c (repeatable).")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More logging (Ray's included).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clipforge {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """clipforge: build curated image-text datasets, train CLIP on them, evaluate, report."""
+
+
+def _not_yet(command: str, issue: int, what: str) -> None:
+    raise NotImplementedYet(
+        f"`clipforge {command}` is not implemented yet: {what} lands with issue #{issue}. Nothing was run."
+    )
+
+
+@app.command()
+def build(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False):
+    """Build a curated dataset: ingest -> text -> match -> download -> dedup -> balance -> shards."""
+    _not_yet("build", 5, "the curation graph as one resumable Ray job")
+
+
+@app.command()
+def train(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False):
+    """Train a CLIP model with Ray Train on a build's shards."""
+    _not_yet("train", 6, "contrastive CLIP pretraining on Ray Train")
+
+
+@app.command("eval")
+def eval_(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False):
+    """Evaluate an open_clip checkpoint: zero-shot, retrieval, linear probe."""
+    _not_yet("eval", 7, "zero-shot, retrieval and linear-probe evaluation")
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="A build's run directory.")]):
+    """Write RUN/report.html, the self-contained curation report."""
+    _not_yet("report", 5, "the curation report")
+
+
+@app.command()
+def stats(run: Annotated[Path, typer.Argument(help="A build's run directory.")]):
+    """Print a build's funnel and top rejection reasons."""
+    _not_yet("stats", 5, "the terminal curation summary")
+
+
+@app.command()
+def submit(
+    what: Annotated[str, typer.Argument(help="build | train | eval | status | logs | stop")],
+    target: Annotated[Optional[str], typer.Argument(help="CONFIG for build/train/eval, JOB id otherwise.")] = None,
+):
+    """Submit a build/train/eval job to a Ray cluster (Ray Job Submission)."""
+    _not_yet("submit", 8, "Ray job submission")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its web, run and outputs.")] = Path("demo-out"),
+    s3: Annotated[bool, typer.Option("--s3", help="Use the local S3 server as storage.")] = False,
+    size: Annotated[int, typer.Option(help="Number of synthetic candidates.")] = 2000,
+    verbose: VerboseOpt = False,
+):
+    """Run the main job end to end on the embedded default (local Ray, synthetic web on 127.0.0.1)."""
+    from pipeline.demo import run_demo
+
+    run_demo(workdir=workdir, use_s3=s3, size=size, verbose=verbose)
+
+
+metadata_app = typer.Typer(help="Build or inspect MetaCLIP-format metadata (entry lists).", no_args_is_help=True)
+app.add_typer(metadata_app, name="metadata")
+
+
+@metadata_app.command("build")
+def metadata_build(config: ConfigArg = None, set_: SetOpt = None):
+    """Build a metadata list offline (WordNet, wordfreq, PMI bigrams, titles, numbers)."""
+    _not_yet("metadata build", 3, "offline metadata building")
+
+
+@metadata_app.command("info")
+def metadata_info(path: Annotated[Path, typer.Argument(help="metadata.json")]):
+    """Print counts per source of a metadata list."""
+    _not_yet("metadata info", 3, "metadata inspection")
+
+
+def _register_infra() -> None:
+    from infra.locals3.cli import s3_app
+    from infra.localweb.cli import web_app
+
+    app.add_typer(web_app, name="web", help="Generate and serve the synthetic web (for demos, tests, benchmarks).")
+    app.add_typer(s3_app, name="s3", help="Run an S3-compatible server on loopback (moto server mode).")
+
+
+_register_infra()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning user errors into one paragraph and exit status 2."""
+    try:
+        app(args=argv, prog_name="clipforge")
+    except ClipforgeError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

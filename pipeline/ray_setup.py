@@ -1,0 +1,87 @@
+"""Ray bootstrap: connect to `RAY_ADDRESS` when set, else start a local Ray sized for this machine.
+
+The one place clipforge calls `ray.init`. Quiet by default (workers' logs not forwarded, Ray's own logger at
+WARNING, no usage-stats call home); `verbose=True` forwards worker logs and Ray Data progress bars.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+GiB = 1024**3
+# Object store for a local Ray: a fifth of RAM, at least 1 GiB, at most 8 GiB. Ray's default (30 % of RAM)
+# is generous for a 2-core box whose other processes (the local web, the trainer) need memory too.
+_MIN_STORE, _MAX_STORE, _STORE_FRACTION = 1 * GiB, 8 * GiB, 0.2
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    """What `init_ray` connected to."""
+
+    address: str
+    local: bool
+    num_cpus: float
+    object_store_bytes: int
+
+
+def _total_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # non-POSIX; fall back to a conservative guess
+        return 8 * GiB
+
+
+def local_object_store_bytes(total_memory: int | None = None) -> int:
+    """Object-store size for a local Ray on a machine with `total_memory` bytes of RAM."""
+    total = total_memory if total_memory is not None else _total_memory_bytes()
+    return int(min(_MAX_STORE, max(_MIN_STORE, _STORE_FRACTION * total)))
+
+
+def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | None = None) -> RayInfo:
+    """Connect to or start Ray once per process and return what it is; calling again reuses the session.
+
+    `address` (or the `RAY_ADDRESS` environment variable) joins an existing cluster; otherwise a local Ray is
+    started with `num_cpus` (default: all cores) and an object store from `local_object_store_bytes`.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network here; never try to report usage
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations phones home on import
+    import ray
+    from ray.data import DataContext
+
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        common = dict(
+            logging_level=logging.INFO if verbose else logging.WARNING,
+            log_to_driver=verbose,
+            configure_logging=True,
+        )
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                object_store_memory=local_object_store_bytes(),
+                include_dashboard=False,
+                **common,
+            )
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = verbose
+        ctx.print_on_execution_start = verbose
+    resources = ray.cluster_resources()
+    ctx_addr = ray.get_runtime_context().gcs_address
+    return RayInfo(
+        address=ctx_addr,
+        local=not (address or os.environ.get("RAY_ADDRESS")),
+        num_cpus=float(resources.get("CPU", 0.0)),
+        object_store_bytes=int(resources.get("object_store_memory", 0)),
+    )
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray session this process started or joined (no-op if none)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,67 @@
+"""The CLI surface: subcommands listed, --version, not-yet-implemented commands exit 2 and say so."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import __version__
+from pipeline.cli import app, main
+
+SUBCOMMANDS = ["build", "train", "eval", "report", "stats", "demo", "submit", "metadata", "web", "s3"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_every_subcommand():
+    out = run_cli("--help")
+    assert out.returncode == 0, out.stderr
+    for name in SUBCOMMANDS:
+        assert f" {name} " in out.stdout or f" {name}\n" in out.stdout, (name, out.stdout)
+
+
+def test_version():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"clipforge {__version__}"
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    exe = shutil.which("clipforge") or str((__import__("pathlib").Path(sys.executable).parent / "clipforge"))
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "clipforge" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args,issue",
+    [
+        (["build"], 5),
+        (["train"], 6),
+        (["report", "runs/x"], 5),
+        (["stats", "runs/x"], 5),
+        (["submit", "status", "x"], 8),
+    ],
+)
+def test_not_implemented_commands_exit_2_and_say_so(args, issue, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "not implemented yet" in err and f"issue #{issue}" in err and "Traceback" not in err
+
+
+def test_unknown_subcommand_is_a_usage_error():
+    out = run_cli("frobnicate")
+    assert out.returncode == 2 and "No such command" in out.stderr
+
+
+def test_app_object_has_all_commands():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert set(SUBCOMMANDS) <= set(group.commands)

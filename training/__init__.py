@@ -1,0 +1,1 @@
+"""CLIP training on Ray Train over built shards (open_clip models and losses)."""
