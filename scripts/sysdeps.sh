@@ -3,6 +3,7 @@
 # only when something is missing. Keep this list short and say why each package is here.
 set -euo pipefail
 needed=(
+  wordnet-base   # WordNet 3.0 dict files: synset head lemmas for `clipforge metadata build` (offline)
 )
 missing=()
 for pkg in "${needed[@]}"; do
