@@ -66,6 +66,8 @@ def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | 
                 include_dashboard=False,
                 **common,
             )
+        if not verbose:  # Ray Data logs every execution at INFO; keep the terminal to clipforge's own lines
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = verbose
         ctx.print_on_execution_start = verbose

@@ -1,0 +1,302 @@
+"""Safe download of user-supplied image URLs (a URL list is an SSRF weapon); must not import Ray or raise per URL.
+
+Per URL: http/https only; the hostname is resolved once and every address checked (`netrange`: loopback,
+private, link-local, CGNAT, multicast, reserved, documentation, benchmarking, IPv4-mapped/NAT64/6to4 forms of
+them…; only `allow_cidrs` opens a refused range); the connection goes to the checked address (`fetch_http`);
+redirects are followed by hand, each hop re-validated, at most `max_redirects`; one wall-clock deadline covers
+DNS-to-last-byte of every attempt, redirect and retry wait; the body is capped (Content-Length early, then
+streamed); the Content-Type must look like an image; `X-Robots-Tag` opt-outs are honoured; 429/5xx/connection
+errors are retried with backoff (Retry-After respected up to a cap); a `Fetcher` caps concurrent downloads per
+host. Every outcome is a `FetchResult` with a `FetchStatus`, never an exception.
+
+Known limits: getaddrinfo cannot be interrupted, so DNS time is bounded by the system resolver's own timeouts
+(the deadline is checked right after); one connection per download (no keep-alive), as img2dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from urllib.parse import urljoin, urlsplit
+
+from curation.fetch_config import RETRYABLE, FetchConfig, FetchResult, FetchStatus, fetch_columns
+from curation.fetch_guard import Refusal, Target, header_refusal, validate_url
+from curation.fetch_http import (
+    Connect,
+    Deadline,
+    PinnedHTTPConnection,
+    PinnedHTTPSConnection,
+    Resolver,
+    parse_content_length,
+    parse_retry_after,
+    system_connect,
+    system_resolver,
+)
+from curation.netrange import parse_networks
+
+__all__ = ["FetchConfig", "FetchResult", "FetchStatus", "Fetcher", "fetch_columns", "fetch_many", "fetch_url"]
+
+READ_CHUNK = 64 * 1024
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+OK_CODES = frozenset({200, 203})
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: FetchStatus
+    detail: str = ""
+    final_url: str = ""
+    http_status: int = 0
+    content_type: str = ""
+    body: bytes | None = None
+    redirects: int = 0
+    address: str = ""
+    location: str | None = None  # set on a redirect response
+    retry_after: float | None = None
+
+
+def _classify(exc: BaseException) -> tuple[FetchStatus, str]:
+    """Map an exception from the wire layer to a status; the order matters (ssl.SSLError is an OSError)."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TimeoutError):
+        return FetchStatus.timeout, detail
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return FetchStatus.tls_error, detail
+    if isinstance(exc, http.client.IncompleteRead):
+        return FetchStatus.truncated, f"IncompleteRead: got {len(exc.partial)} bytes"
+    if isinstance(exc, http.client.InvalidURL | UnicodeError):
+        return FetchStatus.bad_url, detail
+    if isinstance(exc, ConnectionError | http.client.RemoteDisconnected):
+        return FetchStatus.connection_error, detail
+    if isinstance(exc, http.client.HTTPException):
+        return FetchStatus.protocol_error, detail
+    if isinstance(exc, OSError):
+        return FetchStatus.connection_error, detail
+    return FetchStatus.unexpected_error, detail
+
+
+def _unit_hash(*parts: object) -> float:
+    """Deterministic U[0, 1) from the parts: backoff jitter without random-module state."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class Fetcher:
+    """Downloads URLs under one `FetchConfig`; thread-safe, meant to be shared by a thread pool.
+
+    Holds the per-host semaphores (so the per-host cap spans every thread using this object), the parsed CIDR
+    lists and one TLS context. A download holds its original host's slot for its whole life, retries included.
+    `resolver` and `connect` are injectable so tests never touch real DNS or non-loopback addresses.
+    """
+
+    def __init__(
+        self,
+        cfg: FetchConfig,
+        *,
+        resolver: Resolver | None = None,
+        connect: Connect | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = cfg
+        self._resolver = resolver or system_resolver
+        self._connect = connect or system_connect
+        self._sleep = sleep
+        self._allow, self._deny = parse_networks(cfg.allow_cidrs), parse_networks(cfg.deny_cidrs)
+        self._tls: ssl.SSLContext | None = None  # built on first https use: loading the CA store costs ~50 ms
+        self._headers = {
+            "User-Agent": cfg.user_agent,
+            "Accept": "image/avif,image/webp,image/*;q=0.9,application/octet-stream;q=0.5",
+            "Accept-Encoding": "identity",  # never decompress: a gzip bomb cannot pass for an image
+            "Connection": "close",
+        }
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def _host_slot(self, url: str) -> contextlib.AbstractContextManager:
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            host = ""
+        if not host:
+            return contextlib.nullcontext()
+        with self._lock:
+            sem = self._hosts.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host_concurrency))
+        return sem
+
+    def _tls_context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._tls is None:
+                ctx = ssl.create_default_context(cafile=self.cfg.ca_file)
+                if not self.cfg.verify_tls:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                self._tls = ctx
+            return self._tls
+
+    def fetch(self, url: str) -> FetchResult:
+        """Download one URL; never raises. The deadline starts once this host's concurrency slot is held."""
+        if not isinstance(url, str) or not url.strip():
+            return FetchResult(url=url if isinstance(url, str) else "", status=FetchStatus.bad_url, detail="no URL")
+        start = time.monotonic()
+        attempts, out = 0, _Outcome(FetchStatus.unexpected_error)
+        try:
+            with self._host_slot(url):
+                deadline = Deadline(self.cfg.deadline_s)
+                out, attempts = self._with_retries(url, deadline)
+        except Exception as e:  # never let one URL kill a batch
+            out = _Outcome(FetchStatus.unexpected_error, f"{type(e).__name__}: {e}")
+        return FetchResult(
+            url=url,
+            status=out.status,
+            detail=out.detail,
+            final_url=out.final_url or url,
+            http_status=out.http_status,
+            content_type=out.content_type,
+            body=out.body if out.status == FetchStatus.ok else None,
+            attempts=attempts,
+            redirects=out.redirects,
+            elapsed_s=time.monotonic() - start,
+            address=out.address,
+        )
+
+    def fetch_many(self, urls: Sequence[str], threads: int = 16) -> list[FetchResult]:
+        """Download all URLs with a pool of `threads`; results in input order."""
+        if not urls:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(urls)))) as pool:
+            return list(pool.map(self.fetch, urls))
+
+    def _with_retries(self, url: str, deadline: Deadline) -> tuple[_Outcome, int]:
+        """Run the redirect chain; retry retryable failures while the deadline and retry budget allow."""
+        attempt = 0
+        while True:
+            attempt += 1
+            out = self._follow(url, deadline)
+            if out.status not in RETRYABLE or attempt > self.cfg.retries:
+                return out, attempt
+            if out.retry_after is not None and out.retry_after > self.cfg.max_retry_after_s:
+                note = f"; Retry-After {out.retry_after:.0f} s > max_retry_after_s {self.cfg.max_retry_after_s:g}"
+                return replace(out, detail=out.detail + note), attempt
+            backoff = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
+            wait = max(backoff * (0.5 + 0.5 * _unit_hash(url, attempt)), out.retry_after or 0.0)
+            if wait >= deadline.remaining():
+                return replace(out, detail=out.detail + f"; no time left to wait {wait:.1f} s and retry"), attempt
+            self._sleep(wait)
+
+    def _follow(self, url: str, deadline: Deadline) -> _Outcome:
+        """One request chain: validate, request, and follow redirects by hand, re-validating every hop."""
+        current, seen = url, {url}
+        for hop in range(self.cfg.max_redirects + 1):
+            target = validate_url(current, self.cfg, self._allow, self._deny, self._resolver)
+            if isinstance(target, Refusal):
+                return _Outcome(target.status, target.detail, final_url=current, redirects=hop, address=target.address)
+            out = replace(self._exchange(target, deadline), final_url=current, redirects=hop)
+            if out.location is None:
+                return out
+            nxt = urljoin(current, out.location)
+            if nxt in seen:
+                return replace(out, status=FetchStatus.too_many_redirects, detail=f"redirect loop back to {nxt}")
+            seen.add(nxt)
+            current = nxt
+        return _Outcome(
+            FetchStatus.too_many_redirects,
+            f"more than max_redirects={self.cfg.max_redirects}",
+            final_url=current,
+            redirects=self.cfg.max_redirects + 1,
+        )
+
+    def _connection(self, target: Target, address: str, deadline: Deadline) -> PinnedHTTPConnection:
+        common = dict(
+            address=address, deadline=deadline, connect=self._connect, connect_timeout=self.cfg.connect_timeout_s
+        )
+        if target.scheme == "https":
+            return PinnedHTTPSConnection(target.host, target.port, context=self._tls_context(), **common)
+        return PinnedHTTPConnection(target.host, target.port, **common)
+
+    def _exchange(self, target: Target, deadline: Deadline) -> _Outcome:
+        """One HTTP request to the first address that accepts a connection; exceptions become outcomes."""
+        failure = _Outcome(FetchStatus.connection_error, "no address to connect to")
+        for address in target.addresses:
+            conn = self._connection(target, address, deadline)
+            try:
+                try:
+                    conn.connect()
+                except Exception as e:
+                    failure = _Outcome(*_classify(e), address=address)
+                    if failure.status == FetchStatus.connection_error:
+                        continue  # refused/unreachable: the next checked address may answer
+                    return failure
+                try:
+                    return self._request(conn, target, address, deadline)
+                except Exception as e:
+                    return _Outcome(*_classify(e), address=address)
+            finally:
+                conn.abort()
+        return failure
+
+    def _request(self, conn: PinnedHTTPConnection, target: Target, address: str, deadline: Deadline) -> _Outcome:
+        """Send GET, judge the status line and headers, then read the body if everything allows it."""
+        conn.request("GET", target.path, headers=self._headers)
+        resp = conn.getresponse()
+        code, headers = resp.status, resp.headers
+        base = _Outcome(
+            FetchStatus.ok, http_status=code, address=address, content_type=headers.get("Content-Type", "")
+        )
+        if code in REDIRECT_CODES:
+            location = headers.get("Location")
+            if not location:
+                return replace(base, status=FetchStatus.http_error, detail=f"{code} without Location")
+            return replace(base, location=location.strip())
+        if code == 429 or 500 <= code < 600:
+            status = FetchStatus.rate_limited if code == 429 else FetchStatus.http_5xx
+            return replace(
+                base, status=status, detail=str(code), retry_after=parse_retry_after(headers.get("Retry-After"))
+            )
+        if code not in OK_CODES:
+            return replace(base, status=FetchStatus.http_error, detail=str(code))
+        refusal = header_refusal(headers, self.cfg)
+        if refusal is not None:
+            return replace(base, status=refusal.status, detail=refusal.detail)
+        return self._read_body(resp, base)
+
+    def _read_body(self, resp: http.client.HTTPResponse, base: _Outcome) -> _Outcome:
+        """Stream the body with read1 (one bounded recv per call) under the byte cap; detect short bodies."""
+        buf = bytearray()
+        while chunk := resp.read1(READ_CHUNK):
+            buf += chunk
+            if len(buf) > self.cfg.max_bytes:
+                return replace(base, status=FetchStatus.too_large, detail=f"body > max_bytes {self.cfg.max_bytes}")
+        declared = parse_content_length(resp.headers.get("Content-Length"))
+        if declared is not None and len(buf) < declared:
+            return replace(base, status=FetchStatus.truncated, detail=f"got {len(buf)} of {declared} bytes")
+        return replace(base, body=bytes(buf))
+
+
+def fetch_url(
+    url: str, cfg: FetchConfig, *, resolver: Resolver | None = None, connect: Connect | None = None
+) -> FetchResult:
+    """Download one URL with a fresh `Fetcher` (use a shared `Fetcher` when calling repeatedly); never raises."""
+    return Fetcher(cfg, resolver=resolver, connect=connect).fetch(url)
+
+
+def fetch_many(
+    urls: Sequence[str],
+    cfg: FetchConfig,
+    threads: int = 16,
+    *,
+    resolver: Resolver | None = None,
+    connect: Connect | None = None,
+) -> list[FetchResult]:
+    """Download a batch with a thread pool of `threads` and one `Fetcher` (so the per-host cap spans the batch).
+
+    Results are in input order, one per URL, never an exception. Bodies are held in memory: size batches so that
+    batch × typical image size fits (the per-body cap is `cfg.max_bytes`).
+    """
+    return Fetcher(cfg, resolver=resolver, connect=connect).fetch_many(urls, threads)
