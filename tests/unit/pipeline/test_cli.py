@@ -41,7 +41,6 @@ def test_console_script_is_installed():
     "args,issue",
     [
         (["build"], 5),
-        (["train"], 6),
         (["report", "runs/x"], 5),
         (["stats", "runs/x"], 5),
         (["submit", "status", "x"], 8),
