@@ -61,15 +61,47 @@ def build(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = F
 
 
 @app.command()
-def train(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False):
-    """Train a CLIP model with Ray Train on a build's shards."""
-    _not_yet("train", 6, "contrastive CLIP pretraining on Ray Train")
+def train(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False):
+    """Train a CLIP model with Ray Train on a build's shards; re-running with the same name resumes."""
+    from pipeline.config import load_config
+    from pipeline.ray_setup import init_ray
+    from training.config import TrainConfig
+    from training.console import progress_line, summary_text
+    from training.trainer import preflight, run_training
+
+    cfg = load_config(TrainConfig, config, set_)
+    preflight(cfg)  # a missing build or unknown model is reported before Ray starts
+    init_ray(verbose=verbose)
+    summary = run_training(cfg, on_progress=None if quiet else lambda m: typer.echo(progress_line(m)))
+    typer.echo(summary_text(summary))
 
 
 @app.command("eval")
-def eval_(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False):
-    """Evaluate an open_clip checkpoint: zero-shot, retrieval, linear probe."""
-    _not_yet("eval", 7, "zero-shot, retrieval and linear-probe evaluation")
+def eval_(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    checkpoint: Annotated[
+        Optional[str], typer.Option(help="A local-dir export (directory) or a weights file for --model.")
+    ] = None,
+    model: Annotated[Optional[str], typer.Option(help="open_clip config name or local-dir:PATH.")] = None,
+    benchmarks: Annotated[
+        Optional[str], typer.Option(help="Comma-separated: digits, synthetic:PATH, imagefolder:PATH, wds:PATH, ...")
+    ] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output directory.")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the evaluation as a Ray task.")] = False,
+    num_gpus: Annotated[Optional[float], typer.Option(help="GPUs for the Ray task (implies --ray).")] = None,
+    verbose: VerboseOpt = False,
+):
+    """Evaluate an open_clip checkpoint: zero-shot, retrieval, linear probe -> results.json + results.md."""
+    import logging
+
+    from evaluation.command import load_eval_config, run_eval
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR)
+    cfg = load_eval_config(config, set_, checkpoint, model, benchmarks, output, ray, num_gpus)
+    out, markdown = run_eval(cfg)
+    typer.echo(markdown)
+    typer.echo(f"results: {out / 'results.json'}, {out / 'results.md'}")
 
 
 @app.command()
@@ -111,15 +143,77 @@ app.add_typer(metadata_app, name="metadata")
 
 
 @metadata_app.command("build")
-def metadata_build(config: ConfigArg = None, set_: SetOpt = None):
+def metadata_build(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    target: Annotated[
+        int | None, typer.Option(help="Stop at this many entries (config key `target`; default 500000).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSON list to write (config key `output`).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing list (new entry ids!).")] = False,
+):
     """Build a metadata list offline (WordNet, wordfreq, PMI bigrams, titles, numbers)."""
-    _not_yet("metadata build", 3, "offline metadata building")
+    import time
+
+    from curation.metadata import MetadataConfig, build_metadata, write_metadata
+    from pipeline.config import load_config
+
+    overrides = list(set_ or [])
+    overrides += [f"target={target}"] if target is not None else []
+    overrides += [f"output={output}"] if output is not None else []
+    overrides += ["overwrite=true"] if overwrite else []
+    cfg = load_config(MetadataConfig, config, overrides)
+    if cfg.output.exists() and not cfg.overwrite:
+        raise ClipforgeError(
+            f"{str(cfg.output)!r} exists; entry ids are frozen once written. Pass --overwrite to replace it."
+        )
+    start = time.monotonic()
+    try:
+        built = build_metadata(cfg)
+        path, sidecar = write_metadata(built, cfg)
+    except (OSError, ValueError) as e:
+        raise ClipforgeError(f"metadata build failed: {e}") from None
+    counts = ", ".join(f"{name} {n}" for name, n in built.counts().items())
+    typer.echo(f"wrote {len(built.entries)} entries to {path} in {time.monotonic() - start:.1f}s ({counts})")
+    typer.echo(f"sources sidecar: {sidecar}")
 
 
 @metadata_app.command("info")
-def metadata_info(path: Annotated[Path, typer.Argument(help="metadata.json")]):
+def metadata_info(
+    path: Annotated[Path, typer.Argument(help="metadata.json")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+):
     """Print counts per source of a metadata list."""
-    _not_yet("metadata info", 3, "metadata inspection")
+    import json
+
+    from curation.metadata import metadata_info as summarize
+    from curation.metadata import sidecar_path
+
+    if not path.is_file():
+        raise ClipforgeError(f"metadata file {str(path)!r} does not exist (or is not a file).")
+    try:
+        info = summarize(path)
+    except (OSError, ValueError) as e:
+        raise ClipforgeError(f"cannot read metadata: {e}") from None
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{path}: {info['n_entries']} entries, {info['n_unique']} unique, {info['n_duplicates']} duplicates")
+    typer.echo(f"sha256: {info['sha256']}")
+    if info["sources"] is None:
+        why = "no sidecar" if info["sidecar"] == "absent" else "sidecar does not match this file"
+        typer.echo(f"sources: unknown ({why}: {sidecar_path(path)})")
+    else:
+        typer.echo("entries per source:")
+        for name, n in info["sources"].items():
+            typer.echo(f"  {name:<10} {n:>8}")
+    typer.echo(
+        f"multi-word: {info['n_multiword']}; empty: {info['n_empty']}; "
+        f"single punctuation: {info['n_single_punctuation']}"
+    )
+    typer.echo("sample: " + "  ".join(f"[{i}] {e!r}" for i, e in info["sample"]))
 
 
 def _register_infra() -> None:

@@ -64,3 +64,30 @@ def test_app_object_has_all_commands():
 
     group = typer.main.get_command(app)
     assert set(SUBCOMMANDS) <= set(group.commands)
+
+
+@pytest.mark.parametrize(
+    "yaml_text,expect",
+    [
+        ("n_candidates: 10\nnope: 1\n", "unknown key 'nope'"),
+        ("n_candidates: lots\n", "key 'n_candidates'"),
+    ],
+)
+def test_config_errors_exit_2_with_one_paragraph(tmp_path, yaml_text, expect):
+    cfg = tmp_path / "web.yaml"
+    cfg.write_text(yaml_text)
+    out = run_cli("web", "generate", str(tmp_path / "out"), str(cfg))
+    assert out.returncode == 2, out
+    assert expect in out.stderr and str(cfg) in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+    assert not (tmp_path / "out" / "candidates.parquet").exists()
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    out = run_cli("web", "generate", str(tmp_path / "out"), str(tmp_path / "missing.yaml"))
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_override_exits_2(tmp_path):
+    out = run_cli("web", "generate", str(tmp_path / "out"), "--set", "n_candidates=-5")
+    assert out.returncode == 2 and "n_candidates" in out.stderr and "Traceback" not in out.stderr

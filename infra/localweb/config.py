@@ -1,0 +1,143 @@
+"""`WebConfig`: the knobs of the synthetic web (corpus size, rates, image sizes); it holds no behaviour.
+
+Every rate is a fraction of candidate rows. The rates are disjoint shares of the rows (a row has one role), so
+their sum must stay below 1; what is left over is plain, fault-free, unduplicated rows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.config import StrictModel, validate_config
+from pipeline.errors import ClipforgeError
+
+WEB_JSON = "web.json"
+"""The generated web's manifest (seed, base_url, resolved config, counts); written last by `generate`."""
+
+
+class WebConfig(StrictModel):
+    """The synthetic web: a seeded corpus of (url, caption) candidates, its hidden answers and its server."""
+
+    seed: int = Field(0, ge=0, lt=2**63)
+    """Seed of everything: same seed and config give byte-identical candidates, answers and images."""
+
+    n_candidates: int = Field(2000, ge=1, le=10**8)
+    """Number of candidate rows written to candidates.parquet."""
+
+    base_url: str = "http://127.0.0.1:0"
+    """Scheme, host and port of every URL. Port 0: pick a free loopback port at generate time and record it."""
+
+    allow_non_loopback: bool = False
+    """Allow a base_url host other than loopback (the server has no authentication and serves faults)."""
+
+    fault_rate: float = Field(0.15, ge=0, le=0.9)
+    """Fraction of rows with a fault (404, 500, 429, slow, reset, ...), split evenly over the fault kinds."""
+
+    dup_exact_rate: float = Field(0.04, ge=0, le=0.5)
+    """Fraction of rows drawn into duplicate clusters (~3 rows each) as byte-identical copies: same image, another
+    URL. A cluster's first row stays its original, so somewhat fewer rows end up as copies."""
+
+    dup_near_rate: float = Field(0.04, ge=0, le=0.5)
+    """Fraction of rows drawn into duplicate clusters as near-duplicates (re-encoded, PNG, resized, 1 % cropped,
+    darker); as for dup_exact_rate, a cluster's first row stays its original."""
+
+    dup_url_rate: float = Field(0.02, ge=0, le=0.5)
+    """Fraction of rows that repeat an earlier row's URL with another caption."""
+
+    eval_copy_rate: float = Field(0.01, ge=0, le=0.5)
+    """Fraction of rows whose image is a held-out evaluation image (exact or a near variant): test leakage."""
+
+    foreign_rate: float = Field(0.08, ge=0, le=1)
+    """Fraction of captions written in German, French or Spanish (evenly) instead of English."""
+
+    junk_rate: float = Field(0.06, ge=0, le=1)
+    """Fraction of captions with no concept word at all ("IMG_2034.JPG", "click here to enlarge", ...)."""
+
+    partial_rate: float = Field(0.08, ge=0, le=1)
+    """Fraction of captions naming only part of the concept: the shape or the colour alone, or "a handwritten digit"
+    without which."""
+
+    zipf_a: float = Field(1.1, gt=0, le=4)
+    """Zipf exponent of concept frequencies over a seeded permutation of the concepts (head and tail)."""
+
+    eval_per_concept: int = Field(10, ge=1, le=1000)
+    """Held-out evaluation images per concept (same concepts, another random stream, held-out digit samples)."""
+
+    min_side: int = Field(64, ge=16, le=4096)
+    """Smallest side of a rendered image, in pixels."""
+
+    max_side: int = Field(256, ge=16, le=4096)
+    """Largest side of a rendered image, in pixels (sides vary in between, so aspect ratios vary too)."""
+
+    slow_seconds: float = Field(30.0, gt=0, le=3600)
+    """How long a `slow` response trickles its body (one byte per `slow_interval`) before sending the rest."""
+
+    slow_interval: float = Field(0.5, gt=0, le=60)
+    """Seconds between trickled bytes of a `slow` response: short enough that a per-read timeout never fires."""
+
+    cache_mb: int = Field(256, ge=0, le=65536)
+    """Server-side LRU cache of encoded image bytes, in MiB."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"base_url must look like http://HOST:PORT, got {v!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if port is None:
+            raise ValueError(f"base_url needs an explicit port (0: pick a free one), got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> WebConfig:
+        host = urlsplit(self.base_url).hostname or ""
+        if not self.allow_non_loopback and not _is_loopback(host):
+            raise ValueError(f"base_url host {host!r} is not loopback; set allow_non_loopback: true to serve on it")
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
+        roles = self.fault_rate + self.dup_exact_rate + self.dup_near_rate + self.dup_url_rate + self.eval_copy_rate
+        if roles >= 1:
+            raise ValueError(
+                "fault_rate + dup_exact_rate + dup_near_rate + dup_url_rate + eval_copy_rate must be < 1 "
+                f"(got {roles:g})"
+            )
+        if self.foreign_rate + self.junk_rate + self.partial_rate > 1:
+            raise ValueError("foreign_rate + junk_rate + partial_rate must be <= 1")
+        return self
+
+    @property
+    def port(self) -> int:
+        """The port of base_url (0 until generate picks one)."""
+        return urlsplit(self.base_url).port or 0
+
+    @property
+    def host(self) -> str:
+        """The host of base_url."""
+        return urlsplit(self.base_url).hostname or ""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def load_web(out_dir: str | os.PathLike[str]) -> tuple[WebConfig, dict[str, Any]]:
+    """(config, web.json) of a generated web; a missing or incomplete directory is a `ClipforgeError`."""
+    path = Path(out_dir) / WEB_JSON
+    if not path.is_file():
+        raise ClipforgeError(f"{str(path)!r} not found: run `clipforge web generate {out_dir}` first")
+    info = json.loads(path.read_text())
+    return validate_config(WebConfig, info["config"], repr(str(path))), info

@@ -1,0 +1,220 @@
+"""Running the synthetic web's server: on a thread of this process (`serve_in_thread`), in the foreground
+(`serve_forever`, for `clipforge web serve`) or as a child process (`LocalWebProcess`); no request handling here.
+
+All three bind the host and port recorded in OUT/web.json (the candidate URLs embed them), loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from infra.localweb.config import WebConfig, load_web
+from infra.localweb.protocol import WorkerLoop, accept_forever
+from infra.localweb.server import WebServer
+from pipeline.errors import ClipforgeError
+
+SERVE_THREADS = 2
+"""Event loops (threads) that serve connections, round-robin. One is enough for the CPU; two keep the server's share
+of a busy 2-core box (and its latency) like a threaded server's, at a third of the CPU per request."""
+
+
+def _bind(server: WebServer) -> socket.socket:
+    try:
+        return server.bind()
+    except OSError as e:
+        raise ClipforgeError(
+            f"cannot serve the synthetic web on {server.cfg.base_url}: {e.strerror or e}. Its URLs embed that port; "
+            "stop whatever holds it, or generate the web again (port 0 picks a free one)"
+        ) from None
+
+
+class LocalWeb:
+    """The server on background threads (an accepting loop plus `threads - 1` more); a context manager, e.g.
+    `with serve_in_thread("web-out") as web: requests.get(web.base_url + "/healthz")`."""
+
+    def __init__(self, cfg: WebConfig, *, prewarm: int = 0, threads: int = SERVE_THREADS):
+        self.cfg, self.prewarm_n, self.threads = cfg, prewarm, max(1, threads)
+        self.server = WebServer(cfg)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.cfg.base_url
+
+    def start(self) -> LocalWeb:
+        """Bind and serve; returns once requests are accepted (a bind failure is raised here)."""
+        listener = _bind(self.server)
+        ready, error = threading.Event(), []
+        self._thread = threading.Thread(target=self._run, args=(listener, ready, error), name="localweb", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if error:
+            self._thread.join()
+            self._thread = None
+            raise error[0]
+        return self
+
+    def _run(self, listener: socket.socket, ready: threading.Event, error: list) -> None:
+        self._loop = asyncio.new_event_loop()
+        workers = [WorkerLoop(f"localweb-{k}") for k in range(1, self.threads)]
+        try:
+            self._loop.run_until_complete(self._main(listener, workers, ready, error))
+        finally:
+            listener.close()
+            self.server.close()  # open keep-alive and slow connections too
+            for w in workers:
+                w.stop()
+            self._loop.run_until_complete(self._cancel_rest())
+            self._loop.close()
+
+    async def _main(self, listener: socket.socket, workers: list, ready: threading.Event, error: list) -> None:
+        self._stop = asyncio.Event()
+        acceptor = asyncio.get_running_loop().create_task(accept_forever(listener, self.server.connection, workers))
+        try:
+            await self.server.prewarm(prewarm_keys(self.cfg, self.prewarm_n))
+            ready.set()
+            await self._stop.wait()
+        except BaseException as e:
+            error.append(e)
+            ready.set()
+        finally:
+            acceptor.cancel()
+
+    @staticmethod
+    async def _cancel_rest() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(3):  # let closing transports run their connection_lost callbacks (and close their sockets)
+            await asyncio.sleep(0)
+
+    def call(self, fn, *args) -> Any:
+        """Run `fn(*args)` (a coroutine function) on the server's loop and return its result."""
+        assert self._loop is not None, "LocalWeb is not started"
+        return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result()
+
+    def prewarm(self, n: int) -> None:
+        """Render and cache the canonical images of the first `n` candidate ids."""
+        self.call(self.server.prewarm, prewarm_keys(self.cfg, n))
+
+    def reset_state(self) -> None:
+        """Forget which http_429 URLs were refused once."""
+        self.server.reset_state()
+
+    def stop(self) -> None:
+        """Stop serving; open connections (in-flight slow responses included) are closed. Idempotent."""
+        if self._thread is not None and self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> LocalWeb:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def prewarm_keys(cfg: WebConfig, n: int) -> list[tuple[int, int]]:
+    """(image_id, variant 0) for the first `n` candidate image ids."""
+    return [(i, 0) for i in range(min(n, cfg.n_candidates))]
+
+
+def serve_in_thread(out_dir: str | os.PathLike[str], *, prewarm: int = 0, threads: int = SERVE_THREADS) -> LocalWeb:
+    """A not-yet-started `LocalWeb` for the web generated in `out_dir`; `with` starts and stops it."""
+    cfg, _ = load_web(out_dir)
+    return LocalWeb(cfg, prewarm=prewarm, threads=threads)
+
+
+def serve_forever(
+    out_dir: str | os.PathLike[str],
+    *,
+    prewarm: int = 0,
+    threads: int = SERVE_THREADS,
+    ready_file: str | os.PathLike[str] | None = None,
+    on_ready=None,
+) -> None:
+    """Serve the web in `out_dir` in the foreground until SIGINT/SIGTERM. Once serving, call `on_ready(cfg)` and
+    write `{"base_url", "port", "pid"}` to `ready_file` (atomically; removed again at exit)."""
+    import signal
+
+    with serve_in_thread(out_dir, prewarm=prewarm, threads=threads) as handle:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        if on_ready is not None:
+            on_ready(handle.cfg)
+        if ready_file is not None:
+            info = {"base_url": handle.base_url, "port": handle.cfg.port, "pid": os.getpid()}
+            tmp = Path(f"{ready_file}.tmp")
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, ready_file)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            if ready_file is not None:
+                Path(ready_file).unlink(missing_ok=True)
+
+
+class LocalWebProcess:
+    """The server in a child process (`python -m infra.localweb serve OUT --ready-file F`): its own GIL, so a client
+    in this process (a benchmark, a Ray driver) does not slow it down."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], *, prewarm: int = 0, timeout: float = 60):
+        self.out_dir, self.prewarm, self.timeout = Path(out_dir), prewarm, timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+        self._log: Any = None
+
+    def start(self) -> LocalWebProcess:
+        with tempfile.TemporaryDirectory(prefix="localweb-") as tmp:
+            ready = Path(tmp) / "ready.json"
+            cmd = [sys.executable, "-m", "infra.localweb", "serve", str(self.out_dir), "--ready-file", str(ready)]
+            cmd += ["--prewarm", str(self.prewarm)]
+            self._log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child can never block on it
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log)
+            deadline = time.monotonic() + self.timeout
+            while not ready.exists():
+                if self.proc.poll() is not None:
+                    self._log.seek(0)
+                    err = self._log.read().decode(errors="replace").strip()
+                    raise ClipforgeError(f"synthetic web process exited with {self.proc.returncode}: {err}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise ClipforgeError(f"synthetic web process not ready after {self.timeout:.0f} s")
+                time.sleep(0.05)
+            self.base_url = json.loads(ready.read_text())["base_url"]
+        return self
+
+    def stop(self) -> None:
+        """Terminate the child (SIGTERM, then SIGKILL after 10 s). Idempotent."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> LocalWebProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
