@@ -55,9 +55,37 @@ def _not_yet(command: str, issue: int, what: str) -> None:
 
 
 @app.command()
-def build(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False):
-    """Build a curated dataset: ingest -> text -> match -> download -> dedup -> balance -> shards."""
-    _not_yet("build", 5, "the curation graph as one resumable Ray job")
+def build(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the run directory first.")] = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+):
+    """Build a curated dataset: ingest -> text -> match -> balance (text-only today; images with issue #5)."""
+    from pipeline.build_config import BuildConfig
+    from pipeline.config import load_config
+
+    cfg = load_config(BuildConfig, config, set_)
+    from pipeline.build import build as run_build
+    from pipeline.build import plan
+
+    if dry_run:
+        typer.echo("\n".join(f"{i + 1:>2}. {step}" for i, step in enumerate(plan(cfg))))
+        return
+    from pipeline.ray_setup import init_ray
+    from pipeline.storage import delete
+
+    if overwrite:
+        delete(cfg.output, cfg.s3, recursive=True)
+    init_ray(verbose=verbose)
+    say = (lambda m: None) if quiet else (lambda m: typer.echo(f"build: {m}"))
+    manifest = run_build(cfg, say=say)
+    from pipeline.stats import format_funnel, load_stats
+
+    typer.echo(format_funnel(load_stats(cfg.output)) if not quiet else f"kept {manifest['counts']['kept']}")
+    typer.echo(f"run directory: {cfg.output}")
 
 
 @app.command()
@@ -81,15 +109,15 @@ def eval_(
     config: ConfigArg = None,
     set_: SetOpt = None,
     checkpoint: Annotated[
-        Optional[str], typer.Option(help="A local-dir export (directory) or a weights file for --model.")
+        str | None, typer.Option(help="A local-dir export (directory) or a weights file for --model.")
     ] = None,
-    model: Annotated[Optional[str], typer.Option(help="open_clip config name or local-dir:PATH.")] = None,
+    model: Annotated[str | None, typer.Option(help="open_clip config name or local-dir:PATH.")] = None,
     benchmarks: Annotated[
-        Optional[str], typer.Option(help="Comma-separated: digits, synthetic:PATH, imagefolder:PATH, wds:PATH, ...")
+        str | None, typer.Option(help="Comma-separated: digits, synthetic:PATH, imagefolder:PATH, wds:PATH, ...")
     ] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output directory.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output directory.")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run the evaluation as a Ray task.")] = False,
-    num_gpus: Annotated[Optional[float], typer.Option(help="GPUs for the Ray task (implies --ray).")] = None,
+    num_gpus: Annotated[float | None, typer.Option(help="GPUs for the Ray task (implies --ray).")] = None,
     verbose: VerboseOpt = False,
 ):
     """Evaluate an open_clip checkpoint: zero-shot, retrieval, linear probe -> results.json + results.md."""
@@ -111,9 +139,11 @@ def report(run: Annotated[Path, typer.Argument(help="A build's run directory.")]
 
 
 @app.command()
-def stats(run: Annotated[Path, typer.Argument(help="A build's run directory.")]):
+def stats(run: Annotated[str, typer.Argument(help="A build's run directory (local or s3://).")]):
     """Print a build's funnel and top rejection reasons."""
-    _not_yet("stats", 5, "the terminal curation summary")
+    from pipeline.stats import format_funnel, load_stats
+
+    typer.echo(format_funnel(load_stats(run)))
 
 
 @app.command()

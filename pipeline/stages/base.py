@@ -28,7 +28,9 @@ class Resources:
 
 IO_BOUND = Resources(0.25)  # network-bound work (downloads): many small slots per core
 CPU_LIGHT = Resources(0.5)  # cheap per-row transforms
-CPU_HEAVY = Resources(1.0)  # model inference, automata, image decode
+# Compute-bound actors (model inference, automata, image decode) still ask for half a logical CPU: pools reserve
+# their first actor up front, and two 1-CPU pools on a 2-core machine leave no CPU for the read tasks (a hang).
+CPU_HEAVY = Resources(0.5)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,15 @@ def mark_rejected(
     return batch
 
 
+def default_max_actors(res: Resources) -> int:
+    """Cap an actor pool at a quarter of the cluster's CPUs: pools that together claim every CPU starve the
+    other operators (reads, shuffles, the next stage's actors) and the job hangs — seen on 2-core machines."""
+    import ray
+
+    cpus = float(ray.cluster_resources().get("CPU", 2.0))
+    return max(1, int(cpus * 0.25 / res.num_cpus)) if res.num_cpus else 4
+
+
 def apply_stage(ds, spec: StageSpec):
     """The one place clipforge calls `map_batches`: actors for classes, tasks for functions, Arrow batches."""
     from ray.data import ActorPoolStrategy
@@ -92,7 +103,7 @@ def apply_stage(ds, spec: StageSpec):
         kw["num_gpus"] = res.num_gpus
     kw.update(spec.extra)
     if isinstance(spec.stage, type):
-        pool = ActorPoolStrategy(min_size=1, max_size=res.max_actors)
+        pool = ActorPoolStrategy(min_size=1, max_size=res.max_actors or default_max_actors(res))
         return ds.map_batches(spec.stage, fn_constructor_kwargs={"config": spec.config}, compute=pool, **kw)
     return ds.map_batches(spec.stage, fn_kwargs={"config": spec.config}, **kw)
 

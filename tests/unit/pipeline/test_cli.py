@@ -40,9 +40,7 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize(
     "args,issue",
     [
-        (["build"], 5),
         (["report", "runs/x"], 5),
-        (["stats", "runs/x"], 5),
         (["submit", "status", "x"], 8),
     ],
 )

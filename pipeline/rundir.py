@@ -1,0 +1,64 @@
+"""A run directory (local or s3://): named artifact paths, small JSON/npy artifacts, Ray Data checkpoints.
+
+Layout (DESIGN.md §1): config.yaml, manifest.json (written last), curated/ or shards/, rejects/, stats/, work/.
+Small artifacts go through `pipeline.storage` (atomic); datasets through pyarrow filesystems (Ray Data).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from pipeline.storage import S3Options, Uri, delete, exists, filesystem, read_bytes, write_bytes
+
+
+class RunDir:
+    """Paths and small artifacts of one run; cheap to pickle (a URI and S3 options)."""
+
+    def __init__(self, uri: str, s3: S3Options | None = None):
+        self.uri = Uri.parse(uri)
+        self.s3 = s3
+
+    def path(self, *parts: str) -> str:
+        """The URI of an artifact under the run, e.g. `run.path("stats", "funnel.json")`."""
+        return str(self.uri.join(*parts))
+
+    def fs(self, *parts: str) -> tuple[Any, str]:
+        """(pyarrow filesystem, path) of an artifact, for Ray Data reads and writes."""
+        return filesystem(self.path(*parts), self.s3)
+
+    def exists(self, *parts: str) -> bool:
+        return exists(self.path(*parts), self.s3)
+
+    def remove(self, *parts: str) -> None:
+        delete(self.path(*parts), self.s3, recursive=True)
+
+    def write_text(self, rel: str, text: str) -> None:
+        write_bytes(self.path(rel), text.encode(), self.s3)
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        self.write_text(rel, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(read_bytes(self.path(rel), self.s3))
+
+    def write_npy(self, rel: str, arr: np.ndarray) -> str:
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        write_bytes(self.path(rel), buf.getvalue(), self.s3)
+        return self.path(rel)
+
+    def read_npy(self, rel: str) -> np.ndarray:
+        return np.load(io.BytesIO(read_bytes(self.path(rel), self.s3)), allow_pickle=False)
+
+    def checkpoint(self, name: str, ds):
+        """Barrier: write `ds` to work/NAME as parquet and read it back, so later phases do not recompute it
+        and the object store does not pin it (a driver crash after this keeps the artifact)."""
+        import ray
+
+        fs, path = self.fs("work", name)
+        ds.write_parquet(path, filesystem=fs)
+        return ray.data.read_parquet(path, filesystem=fs)

@@ -1,0 +1,86 @@
+"""MetaCLIP balancing on Ray Data: the global entry count (one reduce of a len(metadata) vector) and the
+balance stage (keep with 1 − Π(1 − min(1, t/c_e)), uniforms from a hash of (seed, uid, entry)).
+
+No shuffle: each block emits one `np.bincount` row; the driver sums them as uint64.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.balancing import entry_probs, keep_prob, sample_keep
+from pipeline.config import StrictModel
+from pipeline.stages.base import CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
+from pipeline.storage import S3Options, read_bytes
+
+BALANCED_OUT = "balanced_out"
+
+
+def _live_ids(batch: pa.Table) -> pa.ListArray:
+    ids = batch["entry_ids"]
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    live = pa.array(live_mask(batch))
+    return ids.filter(live)
+
+
+def entry_count_block(batch: pa.Table, config: int) -> pa.Table:
+    """One block → one row holding the uint64 count vector (length `config` = number of entries) of its live
+    rows' entry ids, as raw bytes."""
+    flat = pc.list_flatten(_live_ids(batch)).to_numpy(zero_copy_only=False)
+    counts = np.bincount(flat.astype(np.int64), minlength=config).astype(np.uint64)
+    return pa.table({"counts": pa.array([counts.tobytes()], pa.binary())})
+
+
+entry_count_block.name = "count"
+entry_count_block.resources = CPU_LIGHT
+
+
+def count_entries(ds, n_entries: int) -> np.ndarray:
+    """Barrier: texts per entry over the live rows of `ds`, `uint64[n_entries]` (MetaCLIP's entry_count)."""
+    total = np.zeros(n_entries, dtype=np.uint64)
+    counted = apply_stage(ds, StageSpec(entry_count_block, n_entries, batch_size=None))
+    for batch in counted.iter_batches(batch_format="pyarrow", batch_size=None):
+        for blob in batch["counts"].to_pylist():
+            total += np.frombuffer(blob, dtype=np.uint64)
+    return total
+
+
+class BalanceStageConfig(StrictModel):
+    """What one balance actor needs: the saved entry counts, t and the seed."""
+
+    counts: str
+    """URI of the `.npy` count vector written by the count barrier."""
+    t: float
+    seed: int = 0
+    s3: S3Options = S3Options()
+
+
+class BalanceStage:
+    """Adds `keep_prob`; rejects rows whose per-(uid, entry) draws all miss as `balanced_out`."""
+
+    name = "balance"
+    resources: Resources = CPU_LIGHT
+
+    def __init__(self, config: BalanceStageConfig) -> None:
+        counts = np.load(io.BytesIO(read_bytes(config.counts, config.s3)), allow_pickle=False)
+        self.probs = entry_probs(counts, config.t)
+        self.seed = config.seed
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        live = live_mask(batch)
+        idx = np.flatnonzero(live)
+        probs = np.full(batch.num_rows, np.nan, dtype=np.float32)
+        reasons: list = [None] * batch.num_rows
+        if len(idx):
+            ids = _live_ids(batch)
+            uids = batch["uid"].take(pa.array(idx, pa.int64()))
+            probs[idx] = keep_prob(ids, self.probs)
+            keep = sample_keep(uids, ids, self.probs, self.seed)
+            for i in idx[~keep].tolist():
+                reasons[i] = BALANCED_OUT
+        batch = batch.append_column("keep_prob", pa.array(probs, pa.float32(), mask=~live))
+        return mark_rejected(batch, reasons, stage=self.name)

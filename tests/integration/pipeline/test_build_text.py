@@ -1,0 +1,120 @@
+"""A text-only build ([text, match, balance]) over a synthetic-web candidate list on a local Ray.
+
+Asserts the accounting invariant from the artifacts, the reasons the web's answers predict (foreign captions →
+`lang`, repeated URLs → `duplicate_url`, junk → `no_match`), entry counts before/after balancing in stats/, and that
+balancing only downsamples head entries while keeping every row whose entries are all in the tail.
+"""
+
+import json
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES, TEXTURES
+from infra.localweb.config import WebConfig
+from infra.localweb.generate import generate
+from pipeline.build import build
+from pipeline.build_config import BuildConfig
+from pipeline.config import validate_config
+from pipeline.errors import ClipforgeError
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web")
+    generate(WebConfig(seed=3, n_candidates=1500), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def metadata(tmp_path_factory):
+    words = ["0", "1", "7", "a", "photo", "of", "the", "with", "digit", "handwritten", "drawing"]
+    words += list(COLOURS) + list(SHAPES) + list(TEXTURES) + list(DIGIT_WORDS)
+    words += [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    path = tmp_path_factory.mktemp("meta") / "metadata.json"
+    path.write_text(json.dumps(words))
+    return path
+
+
+def config(web, metadata, out, **balance):
+    data = {
+        "input": {"path": str(web / "candidates.parquet"), "rows_per_block": 200},
+        "output": str(out),
+        "match": {"metadata": str(metadata)},
+        "balance": balance or {"t": "auto"},
+    }
+    return validate_config(BuildConfig, data, "test")
+
+
+@pytest.fixture(scope="module")
+def run(ray_local, web, metadata, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    manifest = build(config(web, metadata, out), say=lambda m: None)
+    return out, manifest
+
+
+def test_accounting_and_manifest(run, web):
+    out, manifest = run
+    n_input = pq.read_metadata(web / "candidates.parquet").num_rows
+    kept = pq.read_table(out / "curated")
+    rejects = pq.read_table(out / "rejects")
+    assert manifest["status"] == "complete"
+    assert kept.num_rows + rejects.num_rows == n_input == manifest["counts"]["input_rows"]
+    assert kept.num_rows == manifest["counts"]["kept"] > 0
+    assert len(pc.unique(kept["uid"])) == kept.num_rows
+    primary = rejects.filter(pc.field("reason") != "duplicate_url")
+    assert not set(kept["uid"].to_pylist()) & set(primary["uid"].to_pylist())
+    funnel = json.loads((out / "stats" / "funnel.json").read_text())
+    assert sum(r["rows"] for r in funnel["by_reason"]) == rejects.num_rows
+    assert (out / "config.yaml").exists() and not (out / "work").exists()
+
+
+def test_reasons_match_the_answers(run, web):
+    out, _ = run
+    answers = pq.read_table(web / "answers.parquet").to_pandas()
+    rejects = pq.read_table(out / "rejects").to_pandas()
+    kept = pq.read_table(out / "curated").to_pandas()
+    by_url = rejects.groupby("url")["reason"].apply(set).to_dict()
+    foreign = answers[answers.lang.isin(["de", "fr", "es"])]
+    langs = [("lang" in by_url.get(u, set()) or "duplicate_url" in by_url.get(u, set())) for u in foreign.url]
+    assert np.mean(langs) >= 0.9, "foreign captions should be rejected by language ID"
+    assert (rejects.reason == "duplicate_url").sum() == len(answers) - answers.url.nunique()
+    assert "no_match" in set(rejects.reason)
+    assert set(kept.lang) == {"en"}
+    assert all(len(ids) > 0 for ids in kept.entry_ids)
+
+
+def test_balancing_counts_and_tail(run):
+    out, manifest = run
+    pre = np.load(out / "stats" / "entry_counts_pre.npy")
+    post = np.load(out / "stats" / "entry_counts_post.npy")
+    t = manifest["balance"]["t"]
+    assert pre.dtype == np.uint64 and pre.shape == post.shape
+    assert (post <= pre).all() and post.sum() < pre.sum()
+    head = pre > 3 * t
+    assert head.any() and (post[head] < pre[head]).all(), "head entries are downsampled"
+    kept = pq.read_table(out / "curated")
+    assert (pc.min(kept["keep_prob"]).as_py() > 0) and pc.max(kept["keep_prob"]).as_py() <= 1.0
+    # a row whose every entry is tail (count < t) has keep_prob 1 and is always kept
+    tail_only = [all(pre[e] < t for e in ids) for ids in kept["entry_ids"].to_pylist()]
+    probs = np.asarray(kept["keep_prob"])
+    assert np.allclose(probs[np.asarray(tail_only)], 1.0)
+
+
+def test_rerun_is_a_noop_and_deterministic(run, web, metadata, tmp_path):
+    out, manifest = run
+    again = build(config(web, metadata, out), say=lambda m: None)
+    assert again == manifest
+    other = build(config(web, metadata, tmp_path / "again"), say=lambda m: None)
+    a = sorted(pq.read_table(out / "curated")["uid"].to_pylist())
+    b = sorted(pq.read_table(tmp_path / "again" / "curated")["uid"].to_pylist())
+    assert a == b and other["counts"] == manifest["counts"]
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ClipforgeError, match="match.metadata is required"):
+        validate_config(BuildConfig, {"input": {"path": "x"}, "output": "y"}, "test")
+    with pytest.raises(ClipforgeError, match="unknown key 'balance.tt'"):
+        validate_config(BuildConfig, {"input": {"path": "x"}, "output": "y", "balance": {"tt": 1}}, "test")
