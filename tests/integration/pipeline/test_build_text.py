@@ -118,3 +118,32 @@ def test_config_errors_name_the_key():
         validate_config(BuildConfig, {"input": {"path": "x"}, "output": "y"}, "test")
     with pytest.raises(ClipforgeError, match="unknown key 'balance.tt'"):
         validate_config(BuildConfig, {"input": {"path": "x"}, "output": "y", "balance": {"tt": 1}}, "test")
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_stats_command_prints_the_funnel(run):
+    out, manifest = run
+    res = _cli("stats", str(out))
+    assert res.returncode == 0, res.stderr
+    assert f"kept       {manifest['counts']['kept']:>10}" in res.stdout
+    assert "langid" in res.stdout and "lang" in res.stdout and "duplicate_url" in res.stdout
+
+
+def test_stats_on_a_non_run_is_a_clear_error(tmp_path):
+    res = _cli("stats", str(tmp_path))
+    assert res.returncode == 2 and "not a finished clipforge build" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_build_dry_run_prints_the_plan(web, metadata, tmp_path):
+    res = _cli(
+        "build", "configs/base.yaml", "--dry-run", "--set", f"input.path={web}/candidates.parquet",
+        "--set", f"output={tmp_path}/r", "--set", f"match.metadata={metadata}",
+    )
+    assert res.returncode == 0, res.stderr
+    assert "one_record_per_url" in res.stdout and "balance" in res.stdout and not (tmp_path / "r").exists()
