@@ -1,0 +1,66 @@
+"""`clipforge eval`'s logic: config file + `--set` + shortcut flags -> `EvalConfig` -> results on disk.
+
+Kept out of `pipeline/cli.py` so the CLI function stays a thin shell and this stays testable without typer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evaluation.config import EvalConfig
+from evaluation.errors import EvaluationError
+from pipeline.config import apply_overrides, read_yaml, validate_config
+
+
+def checkpoint_settings(path: str) -> dict[str, Any]:
+    """`--checkpoint PATH` as config keys: a directory is `model: local-dir:PATH`, a file is `checkpoint: PATH`."""
+    p = Path(path)
+    if p.is_dir():
+        return {"model": f"local-dir:{p}", "checkpoint": None}
+    if p.is_file():
+        return {"checkpoint": str(p)}
+    raise EvaluationError(f"--checkpoint {path!r} does not exist (give a local-dir export or a weights file).")
+
+
+def load_eval_config(
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    checkpoint: str | None = None,
+    model: str | None = None,
+    benchmarks: str | None = None,
+    output: str | Path | None = None,
+    use_ray: bool = False,
+    num_gpus: float | None = None,
+) -> EvalConfig:
+    """The resolved config: file (or defaults), then `--set` overrides, then the flags, which win."""
+    data = apply_overrides(read_yaml(config) if config is not None else {}, overrides or [])
+    source = repr(str(config)) if config is not None else "the built-in defaults"
+    flags: dict[str, Any] = {}
+    if model is not None:
+        flags["model"] = model
+    if checkpoint is not None:
+        flags.update(checkpoint_settings(checkpoint))
+    if benchmarks is not None:
+        flags["benchmarks"] = [b.strip() for b in benchmarks.split(",") if b.strip()]
+    if output is not None:
+        flags["output_dir"] = str(output)
+    data.update(flags)
+    if use_ray or num_gpus is not None:
+        ray = dict(data.get("ray") or {}, enabled=True)
+        if num_gpus is not None:
+            ray["num_gpus"] = num_gpus
+        data["ray"] = ray
+    if flags or use_ray or num_gpus is not None:
+        source += " with command-line flags"
+    return validate_config(EvalConfig, data, source)
+
+
+def run_eval(cfg: EvalConfig) -> tuple[Path, str]:
+    """Evaluate (here, or as a Ray task when `cfg.ray.enabled`), write the results; returns (output dir, Markdown)."""
+    from evaluation.report import results_markdown, write_results
+    from evaluation.run import evaluate, evaluate_on_ray
+
+    results = evaluate_on_ray(cfg) if cfg.ray.enabled else evaluate(cfg)
+    out = write_results(results, cfg.output_dir, cfg)
+    return out, results_markdown(results)
