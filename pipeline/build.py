@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.balancing import expected_kept, entry_probs, t_for_tail_share, tail_share
+from curation.balancing import entry_probs, expected_kept, t_for_tail_share, tail_share
 from pipeline.build_config import BuildConfig
 from pipeline.config import config_hash, dump_config
 from pipeline.ingest import read_candidates
@@ -28,7 +27,13 @@ from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
 from pipeline.stats import accounting, funnel, package_versions
 
 KEPT_COLUMNS = ["uid", "url", "caption", "lang", "lang_score", "entry_ids", "keep_prob"]
-REJECT_COLUMNS = {"uid": "uid", "url": "url", "reject_stage": "stage", "reject_reason": "reason", "reject_detail": "detail"}
+REJECT_COLUMNS = {
+    "uid": "uid",
+    "url": "url",
+    "reject_stage": "stage",
+    "reject_reason": "reason",
+    "reject_detail": "detail",
+}
 
 
 def text_phase(cfg: BuildConfig) -> list[StageSpec]:
@@ -44,7 +49,11 @@ def plan(cfg: BuildConfig) -> list[str]:
     steps += [s.name for s in text_phase(cfg)] + ["checkpoint work/matched"]
     if "balance" in cfg.stages:
         steps += ["count_entries (barrier) -> stats/entry_counts_pre.npy, t", "balance"]
-    return steps + ["write curated/ + rejects/", "count_entries (kept) -> stats/entry_counts_post.npy", "manifest.json"]
+    return steps + [
+        "write curated/ + rejects/",
+        "count_entries (kept) -> stats/entry_counts_post.npy",
+        "manifest.json",
+    ]
 
 
 def build(cfg: BuildConfig, say: Callable[[str], None] = print) -> dict:
@@ -67,11 +76,15 @@ def build(cfg: BuildConfig, say: Callable[[str], None] = print) -> dict:
     n_kept, n_rejected = write_outputs(run, ds)
     if "match" in cfg.stages:
         kept = _read(run, "curated")
-        run.write_npy("stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3))))
+        run.write_npy(
+            "stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3)))
+        )
     check = accounting(run, input_rows=read_candidates(cfg.input, cfg.s3).count())
     run.write_json("stats/funnel.json", funnel(run, n_kept))
-    say(f"accounting: {check['input_rows']} input rows = {n_kept} kept + {n_rejected} rejected; "
-        f"{check['unique_uids']} distinct URLs, each exactly once")
+    say(
+        f"accounting: {check['input_rows']} input rows = {n_kept} kept + {n_rejected} rejected; "
+        f"{check['unique_uids']} distinct URLs, each exactly once"
+    )
     manifest = {
         "status": "complete",
         "kind": "curated_candidates",
@@ -95,7 +108,11 @@ def balance_phase(cfg: BuildConfig, run: RunDir, ds, say: Callable[[str], None])
     if counts.sum() == 0:
         t = 1.0
     else:
-        t = float(t_for_tail_share(counts, cfg.balance.tail_share)) if cfg.balance.t == "auto" else float(cfg.balance.t)
+        t = (
+            float(t_for_tail_share(counts, cfg.balance.tail_share))
+            if cfg.balance.t == "auto"
+            else float(cfg.balance.t)
+        )
     t = max(t, 1.0)
     info = {
         "t": t,
@@ -106,8 +123,10 @@ def balance_phase(cfg: BuildConfig, run: RunDir, ds, say: Callable[[str], None])
         "expected_kept": round(_expected(ds, entry_probs(counts, t)), 1),
         "seed": cfg.balance.seed,
     }
-    say(f"balance: t = {t:g} ({info['t_mode']}), {info['entries_matched']} entries matched, "
-        f"expected kept {info['expected_kept']:.0f}")
+    say(
+        f"balance: t = {t:g} ({info['t_mode']}), {info['entries_matched']} entries matched, "
+        f"expected kept {info['expected_kept']:.0f}"
+    )
     stage_cfg = BalanceStageConfig(counts=counts_uri, t=t, seed=cfg.balance.seed, s3=cfg.s3)
     return run_stages(ds, [StageSpec(BalanceStage, stage_cfg)]), info
 

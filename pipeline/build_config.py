@@ -46,7 +46,7 @@ class MatchConfig(StrictModel):
     """Match stage: MetaCLIP substring matching of captions against a metadata list."""
 
     metadata: str = ""
-    """MetaCLIP-format metadata JSON (a list of strings; entry id = index). Build one with `clipforge metadata build`."""
+    """MetaCLIP-format metadata JSON (list of strings; entry id = index); `clipforge metadata build` makes one."""
 
 
 class BalanceConfig(StrictModel):

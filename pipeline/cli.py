@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,9 +25,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config file (defaults apply when omitted).")]
+ConfigArg = Annotated[Path | None, typer.Argument(help="YAML config file (defaults apply when omitted).")]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="Override a config key: --set a.b=c (repeatable).")
+    list[str] | None, typer.Option("--set", "-s", help="Override a config key: --set a.b=c (repeatable).")
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More logging (Ray's included).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary.")]
@@ -149,7 +149,7 @@ def stats(run: Annotated[str, typer.Argument(help="A build's run directory (loca
 @app.command()
 def submit(
     what: Annotated[str, typer.Argument(help="build | train | eval | status | logs | stop")],
-    target: Annotated[Optional[str], typer.Argument(help="CONFIG for build/train/eval, JOB id otherwise.")] = None,
+    target: Annotated[str | None, typer.Argument(help="CONFIG for build/train/eval, JOB id otherwise.")] = None,
 ):
     """Submit a build/train/eval job to a Ray cluster (Ray Job Submission)."""
     _not_yet("submit", 8, "Ray job submission")

@@ -119,7 +119,7 @@ def _download_all(web_dir: Path, out_uri: str) -> pa.Table:
 
 def _compare(results: pa.Table, answers: pa.Table, elapsed: float, out_uri: str) -> dict:
     expected = answers["expected_outcome"].to_pylist()
-    got = dict(zip(results["row_id"].to_pylist(), results["fetch_status"].to_pylist()))
+    got = dict(zip(results["row_id"].to_pylist(), results["fetch_status"].to_pylist(), strict=True))
     table, mismatches = Counter(), 0
     for row_id, exp in enumerate(expected):
         status = got.get(row_id, "missing")
@@ -137,8 +137,10 @@ def _compare(results: pa.Table, answers: pa.Table, elapsed: float, out_uri: str)
 
 
 def _print_summary(s: dict, workdir: Path) -> None:
-    say(f"downloaded {s['downloaded_rows']} of {s['candidates']} candidates in {s['seconds']} s "
-        f"({s['rows_per_s']} rows/s) through the Ray Data download stage")
+    say(
+        f"downloaded {s['downloaded_rows']} of {s['candidates']} candidates in {s['seconds']} s "
+        f"({s['rows_per_s']} rows/s) through the Ray Data download stage"
+    )
     say("expected outcome (answers file) -> fetch status: rows")
     for k, n in s["outcomes"].items():
         print(f"    {k:<50} {n:>6}", flush=True)

@@ -45,5 +45,7 @@ def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
     missing = {cfg.url_col, cfg.caption_col} - set(ds.schema().names)
     if missing:
         raise ClipforgeError(f"input {cfg.path!r} has no column(s) {sorted(missing)}; set input.url_col/caption_col")
-    ds = ds.select_columns([cfg.url_col, cfg.caption_col]).rename_columns({cfg.url_col: "url", cfg.caption_col: "caption"})
+    ds = ds.select_columns([cfg.url_col, cfg.caption_col]).rename_columns(
+        {cfg.url_col: "url", cfg.caption_col: "caption"}
+    )
     return ds.repartition(target_num_rows_per_block=cfg.rows_per_block)

@@ -73,7 +73,11 @@ def package_versions() -> dict[str, str]:
 
 def format_funnel(stats: dict, top: int = 15) -> str:
     """The funnel as terminal text."""
-    lines = [f"input rows {stats['input_rows']:>10}", f"kept       {stats['kept']:>10}", "rejected by (stage, reason):"]
+    lines = [
+        f"input rows {stats['input_rows']:>10}",
+        f"kept       {stats['kept']:>10}",
+        "rejected by (stage, reason):",
+    ]
     for r in stats["by_reason"][:top]:
         share = r["rows"] / stats["input_rows"] if stats["input_rows"] else 0
         lines.append(f"  {r['stage']:<10} {r['reason']:<22} {r['rows']:>10}  {share:6.1%}")

@@ -55,10 +55,10 @@ class DownloadStage:
         cols: dict[str, list] = {name: [None] * n for name in FETCH_COLUMNS}
         reasons: list[str | None] = [None] * n
         details: list[str | None] = [None] * n
-        for i, r in zip(live.tolist(), results):
+        for i, r in zip(live.tolist(), results, strict=True):
             ok = r.status == FetchStatus.ok
             row = (r.final_url, str(r.status), r.http_status, r.content_type, r.body, r.attempts, r.elapsed_s)
-            for name, value in zip(FETCH_COLUMNS, row):
+            for name, value in zip(FETCH_COLUMNS, row, strict=True):
                 cols[name][i] = value
             if not ok:
                 reasons[i], details[i] = str(r.status), r.detail or None

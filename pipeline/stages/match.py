@@ -44,7 +44,7 @@ class MatchStage:
         reasons: list = [None] * batch.num_rows
         if len(live):
             captions = batch["caption"].take(pa.array(live, pa.int64()))
-            for i, found in zip(live.tolist(), self.matcher.match_batch(captions)):
+            for i, found in zip(live.tolist(), self.matcher.match_batch(captions), strict=True):
                 ids[i] = found
                 if len(found) == 0:
                     reasons[i] = NO_MATCH

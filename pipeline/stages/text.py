@@ -42,7 +42,9 @@ def pick_one_per_url(group: pa.Table) -> pa.Table:
     best = min(range(group.num_rows), key=lambda i: (not live[i], -len(captions[i].strip()), captions[i]))
     reasons = [None if i == best else DUPLICATE_URL for i in range(group.num_rows)]
     uid = group["uid"][best].as_py()
-    return mark_rejected(group, reasons, stage=TextStage.name, details=[f"kept another caption of {uid}"] * len(reasons))
+    return mark_rejected(
+        group, reasons, stage=TextStage.name, details=[f"kept another caption of {uid}"] * len(reasons)
+    )
 
 
 def one_record_per_url(ds):

@@ -32,7 +32,7 @@ def test_version():
 def test_console_script_is_installed():
     import shutil
 
-    exe = shutil.which("clipforge") or str((__import__("pathlib").Path(sys.executable).parent / "clipforge"))
+    exe = shutil.which("clipforge") or str(__import__("pathlib").Path(sys.executable).parent / "clipforge")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "clipforge" in out.stdout
 

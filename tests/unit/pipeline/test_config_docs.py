@@ -1,10 +1,10 @@
 """The generated config reference is current, and configs/base.yaml loads with the required keys set."""
 
+import pytest
+
 from pipeline.build_config import BuildConfig
 from pipeline.config import ConfigError, load_config
 from pipeline.config_docs import ROOT, render
-
-import pytest
 
 
 def test_generated_files_are_up_to_date():
