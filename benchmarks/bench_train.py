@@ -1,0 +1,268 @@
+"""Benchmark: clipforge's trainer (Ray Data -> Ray Train) vs a plain open_clip-style loop, same model/loss/data.
+
+    python benchmarks/bench_train.py              # 2 rounds of 160 steps each, clipforge-tiny, batch 64
+    python benchmarks/bench_train.py --quick      # 1 round of 48 steps (smoke)
+    python benchmarks/bench_train.py --gpu        # CUDA: ViT-B-32 step, bf16, eager and compiled; samples/s + MFU
+
+Both sides train the same open_clip model (random init, same seed) with the same ClipLoss, AdamW (wd 0.2 on >= 2-D
+weights, betas (0.9, 0.98), eps 1e-6), warmup + cosine schedule and logit-scale clamp, on the same synthetic
+build's shards (JPEG in WebDataset tars), with the same augmentation (RandomResizedCrop scale (0.9, 1.0)) and
+tokenizer. The peer is what open_clip's own trainer does on one process: a torch DataLoader with 1 worker process
+that decodes, augments and tokenizes, feeding a single-process loop with 1 torch thread. clipforge runs 1 Ray
+Train worker (1 CPU, 1 torch thread) fed by Ray Data tasks on the other core. Throughput is measured over the
+steps after the first `--skip` (imports and pipeline start are excluded on both sides; epoch restarts are not).
+Rounds alternate between the two so load drift hits both; the figures are the median round. Exit status 1 when
+clipforge reaches less than 0.9x the peer's samples/s or waits on data for 10 % or more of its step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# As `clipforge train` does for a local Ray: keep idle data processes warm across epochs (see docs/training.md).
+os.environ.setdefault("RAY_num_workers_soft_limit", "8")
+
+
+def plain_loop(build: Path, model_name: str, batch: int, steps: int, skip: int, seed: int = 0) -> dict:
+    """The open_clip-style baseline; returns steady samples/s and data-wait fraction over steps > skip."""
+    import open_clip
+    import torch
+    from PIL import Image
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from training.config import ModelConfig, OptimConfig
+    from training.model import build_model, get_tokenizer
+    from training.optim import build_optimizer, lr_at, set_lr
+
+    torch.set_num_threads(1)
+    built = build_model(ModelConfig(name=model_name), seed=seed)
+    model = built.model
+    size, pp = built.image_size, built.preprocess_cfg
+    transform = open_clip.image_transform(size, is_train=True, mean=pp["mean"], std=pp["std"])
+    tokenizer = get_tokenizer(model_name)
+    tars = sorted((build / "shards").glob("*.tar"))
+
+    class Shards(IterableDataset):
+        def __iter__(self):
+            while True:  # epochs back to back, like open_clip's resampled webdataset
+                for path in tars:
+                    with tarfile.open(path) as tar:
+                        members = {m.name: m for m in tar.getmembers()}
+                        for name in sorted(n for n in members if n.endswith(".jpg")):
+                            img = Image.open(io.BytesIO(tar.extractfile(members[name]).read())).convert("RGB")
+                            caption = tar.extractfile(members[name[:-4] + ".txt"]).read().decode()
+                            yield transform(img), tokenizer([caption])[0]
+
+    loader = DataLoader(Shards(), batch_size=batch, num_workers=1, prefetch_factor=4, persistent_workers=True)
+    loss_fn = open_clip.ClipLoss()
+    optim_cfg = OptimConfig(lr=1e-3, warmup_steps=10)
+    optimizer = build_optimizer(model, optim_cfg)
+    batches = iter(loader)
+    waited = elapsed = 0.0
+    for step in range(steps):
+        t0 = time.perf_counter()
+        images, texts = next(batches)
+        t1 = time.perf_counter()
+        set_lr(optimizer, lr_at(step, optim_cfg, steps))
+        out = model(images, texts)
+        loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step >= skip:
+            waited, elapsed = waited + (t1 - t0), elapsed + (time.perf_counter() - t0)
+    return {"samples_per_s": batch * (steps - skip) / elapsed, "data_wait_frac": waited / elapsed}
+
+
+def clipforge_run(build: Path, storage: Path, name: str, model_name: str, batch: int, steps: int, skip: int) -> dict:
+    """clipforge's trainer on 1 Ray Train worker; steady figures from its metrics.csv windows after `skip`."""
+    from training.fixtures import tiny_train_config
+    from training.metrics import read_metrics_csv
+    from training.trainer import run_training
+
+    every = 8
+    cfg = tiny_train_config(
+        str(build),
+        str(storage),
+        name,
+        steps=steps,
+        **{
+            "model.name": model_name,
+            "data.batch_size": batch,
+            "data.decode_cpus": 0.5,
+            "workers.num_workers": 1,
+            "workers.cpus_per_worker": 1,
+            "optim.lr": 1e-3,
+            "optim.warmup_steps": 10,
+            "checkpoint.every_steps": steps,
+            "log.every_steps": every,
+            "log.tensorboard": False,
+            "export.enabled": False,
+        },
+    )
+    run_training(cfg)
+    rows = [r for r in read_metrics_csv((storage / name / "metrics.csv").read_text()) if int(r["step"]) > skip]
+    seconds = [float(r["time/step_s"]) * every for r in rows]
+    waits = [float(r["time/data_wait_frac"]) * s for r, s in zip(rows, seconds, strict=True)]
+    return {"samples_per_s": batch * every * len(rows) / sum(seconds), "data_wait_frac": sum(waits) / sum(seconds)}
+
+
+def gpu_step_bench(model_name: str, batch: int, steps: int, compile_model: bool) -> dict:
+    """GPU: clipforge's `train_step` vs the same step written inline open_clip-style, on one device-resident batch
+    (the model step alone, no data loading); samples/s and MFU for each."""
+    import open_clip
+    import torch
+
+    from training.fixtures import tiny_train_config
+    from training.metrics import MetricWindow
+    from training.optim import build_optimizer
+    from training.step import Progress, build_worker, train_step, window_metrics
+
+    overrides = {"model.name": model_name, "data.batch_size": batch, "workers.num_workers": 1, "steps": 10**6}
+    overrides["model.torch_compile"] = compile_model
+    cfg = tiny_train_config("unused", "unused", "gpu-bench", **overrides)
+    w = build_worker(cfg, torch.device("cuda"))
+    size, ctx = w.built.image_size, w.built.context_length
+    g = torch.Generator(device="cuda").manual_seed(0)
+    data = {
+        "image": torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, device="cuda", generator=g),
+        "text": torch.randint(1, 49000, (batch, ctx), device="cuda", generator=g),
+    }
+
+    def timed(step_fn) -> float:
+        for _ in range(10):  # warm-up (and compilation)
+            step_fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step_fn()
+        torch.cuda.synchronize()
+        return batch * steps / (time.perf_counter() - t0)
+
+    progress, window = Progress(), MetricWindow()
+    ours = timed(lambda: train_step(w, data, progress))
+    window.add(torch.zeros((), device="cuda"), 0.0)
+    window_metrics(w, progress, window)  # exercises the metrics path on CUDA
+
+    model = w.built.model  # same architecture, fresh optimizer: the plain open_clip-style step
+    plain_model = torch.compile(model) if compile_model else model
+    optimizer = build_optimizer(model, cfg.optim)
+    loss_fn = open_clip.ClipLoss()
+    mean, std = w.mean, w.std
+
+    def plain_step() -> None:
+        images = data["image"].permute(0, 3, 1, 2).float().div(255).sub(mean).div(std)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = plain_model(images, data["text"])
+            loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+
+    peer = timed(plain_step)
+    tflops = lambda sps: 3 * w.flops_per_sample * sps / 1e12  # noqa: E731
+    return {
+        "device": torch.cuda.get_device_name(),
+        "ours": ours,
+        "peer": peer,
+        "mfu_ours": tflops(ours) / w.peak_tflops,
+        "mfu_peer": tflops(peer) / w.peak_tflops,
+        "gflops_fwd_per_sample": w.flops_per_sample / 1e9,
+        "peak_tflops": w.peak_tflops,
+    }
+
+
+def gpu_main(args) -> int:
+    rows = []
+    for compile_model in (False, True):
+        r = gpu_step_bench(args.model, args.batch, args.steps, compile_model)
+        rows.append((compile_model, r))
+        print(f"compile={compile_model}: {r}", file=sys.stderr, flush=True)
+    cmd = f"python benchmarks/bench_train.py --gpu --model {args.model} --batch {args.batch} --steps {args.steps}"
+    print(f"\n### Training step on GPU — `{cmd}`\n")
+    print("| step | torch.compile | samples/s | MFU (bf16 peak) | device |")
+    print("|---|---|---|---|---|")
+    for compile_model, r in rows:
+        for who, key in (("plain open_clip-style", "peer"), ("clipforge train_step", "ours")):
+            print(f"| {who} | {compile_model} | {r[key]:.0f} | {r['mfu_' + key]:.1%} | {r['device']} |")
+    r = rows[0][1]
+    print(f"\n{args.model}: {r['gflops_fwd_per_sample']:.2f} GFLOP forward per sample (FlopCounterMode), "
+          f"peak {r['peak_tflops']:.0f} TFLOP/s bf16 dense; batch {args.batch}, bf16 autocast, fused AdamW.")
+    return 0 if all(r["ours"] >= 0.9 * r["peer"] for _, r in rows) else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="clipforge-tiny")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=160)
+    p.add_argument("--skip", type=int, default=16, help="steps excluded from the figures (start-up)")
+    p.add_argument("--samples", type=int, default=2048)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--gpu", action="store_true", help="model step on CUDA (bf16), no data loading, no Ray")
+    args = p.parse_args()
+    if args.gpu:
+        if "--model" not in sys.argv:
+            args.model = "ViT-B-32"
+        if "--batch" not in sys.argv:
+            args.batch = 256
+        if "--steps" not in sys.argv:
+            args.steps = 30
+        return gpu_main(args)
+    if args.quick:
+        args.steps, args.rounds = 48, 1
+
+    from pipeline.ray_setup import init_ray
+    from training.fixtures import write_synthetic_build
+
+    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    build = write_synthetic_build(work / "build", n=args.samples, shard_size=256, px=80)
+    init_ray(num_cpus=2)
+    peer, ours = [], []
+    for r in range(args.rounds):
+        peer.append(plain_loop(build, args.model, args.batch, args.steps, args.skip))
+        ours.append(clipforge_run(build, work / "runs", f"bench-{r}", args.model, args.batch, args.steps, args.skip))
+        print(f"round {r}: peer {peer[-1]}  clipforge {ours[-1]}", file=sys.stderr, flush=True)
+
+    med = {k: statistics.median(x[k] for x in ours) for k in ours[0]}
+    med_peer = {k: statistics.median(x[k] for x in peer) for k in peer[0]}
+    ratio = med["samples_per_s"] / med_peer["samples_per_s"]
+    cmd = "python benchmarks/bench_train.py" + (" --quick" if args.quick else "")
+    what = f"{args.model}, batch {args.batch}, {args.steps} steps ({args.skip} skipped), {args.samples} samples, CPU"
+    print(f"\n### Training throughput — `{cmd}`\n")
+    print("| trainer | samples/s (median of rounds) | data-wait fraction | setup |")
+    print("|---|---|---|---|")
+    print(
+        f"| plain open_clip-style loop (DataLoader, 1 worker) | {med_peer['samples_per_s']:.1f} | "
+        f"{med_peer['data_wait_frac']:.1%} | {what} |"
+    )
+    print(
+        f"| clipforge (Ray Data + Ray Train, 1 worker) | {med['samples_per_s']:.1f} | "
+        f"{med['data_wait_frac']:.1%} | {what} |"
+    )
+    print(
+        f"\nclipforge / peer = **{ratio:.2f}x** (goal >= 0.9x); clipforge data-wait {med['data_wait_frac']:.1%} "
+        f"(goal < 10 %); {args.rounds} round(s), alternating."
+    )
+    return 0 if ratio >= 0.9 and med["data_wait_frac"] < 0.10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
