@@ -9,7 +9,14 @@ import pytest
 
 from pipeline.errors import ClipforgeError
 from training.balance import online_keep, uid_to_u64
-from training.data import decode_augment_tokenize, random_resized_crop_box, read_manifest, read_shards, shard_rows
+from training.data import (
+    decode_augment_tokenize,
+    random_resized_crop_box,
+    read_manifest,
+    read_shards,
+    shard_batches,
+    shard_rows,
+)
 from training.fixtures import write_synthetic_build
 
 FS = pafs.LocalFileSystem()
@@ -94,3 +101,14 @@ def test_decode_augment_tokenize_output(build):
     assert (out["text"][:, 0] == 49406).all()  # start-of-text token
     assert out["uid64"].tolist() == table.column("uid64").to_pylist()
     assert out["image"].std() > 10  # a shape on a background, not a blank
+
+
+def test_shard_batches_yields_decoded_blocks_per_shard(build):
+    refs = read_manifest(FS, str(build))[:2]
+    batch = {"tar": np.array([r.tar for r in refs]), "sidecar": np.array([r.sidecar for r in refs])}
+    kwargs = {"model_name": "clipforge-debug", "image_size": 32, "crop_scale": (0.9, 1.0), "rows_per_block": 12}
+    blocks = list(shard_batches(batch, fs=FS, seed=0, balance=False, shuffle=False, board=None, **kwargs))
+    assert [len(b["text"]) for b in blocks] == [12, 12, 8]  # 32 rows from two shards of 16
+    assert blocks[0]["image"].shape == (12, 32, 32, 3)
+    uids = [u for b in blocks for u in b["uid64"].tolist()]
+    assert uids == _read(build, balance=False, shuffle=False).column("uid64").to_pylist()[:32]
