@@ -138,9 +138,21 @@ def eval_(
 
 
 @app.command()
-def report(run: Annotated[Path, typer.Argument(help="A build's run directory.")]):
-    """Write RUN/report.html, the self-contained curation report."""
-    _not_yet("report", 5, "the curation report")
+def report(
+    run: Annotated[str, typer.Argument(help="A build's run directory (local or s3://).")],
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Where to write (default RUN/report.html).")] = None,
+    train_run: Annotated[
+        str | None, typer.Option("--train-run", help="A training run directory (default: RUN/train/ if present).")
+    ] = None,
+    eval_dir: Annotated[
+        str | None, typer.Option("--eval", help="An evaluation output directory (default: RUN/eval/ if present).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample grid and duplicate examples.")] = 0,
+):
+    """Write RUN/report.html, the self-contained curation report (no network, no scripts)."""
+    from pipeline.report import write_report
+
+    typer.echo(f"report: {write_report(run, out, train_run=train_run, eval_dir=eval_dir, seed=seed)}")
 
 
 @app.command()

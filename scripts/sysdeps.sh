@@ -4,6 +4,7 @@
 set -euo pipefail
 needed=(
   wordnet-base   # WordNet 3.0 dict files: synset head lemmas for `clipforge metadata build` (offline)
+  chromium       # headless browser: the report test loads report.html, checks console errors, takes a screenshot
 )
 missing=()
 for pkg in "${needed[@]}"; do

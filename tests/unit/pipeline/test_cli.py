@@ -40,7 +40,6 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize(
     "args,issue",
     [
-        (["report", "runs/x"], 5),
         (["submit", "status", "x"], 8),
     ],
 )

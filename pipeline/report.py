@@ -1,0 +1,278 @@
+"""`clipforge report RUN`: one self-contained, offline HTML page of what curation did (DESIGN.md §8).
+
+Sections, in order: run header, funnel, rejection reasons, download errors, languages, balancing (rank plot, head
+entries), dedup (cluster sizes, example pairs), image size and caption length, random kept samples, training,
+evaluation. A section whose inputs the run lacks says so in one line. `pipeline.report_inputs` reads the run,
+`pipeline.report_summaries` computes, `pipeline.report_plots` draws; this module only lays out HTML and writes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import report_plots as plots
+from pipeline.report_html import esc, figure, kv_table, missing, page, section, table
+from pipeline.report_inputs import ReportInputs, load_inputs
+from pipeline.report_summaries import (
+    DOWNLOAD_STAGES,
+    IMAGE_STAGES,
+    cluster_sizes,
+    funnel_problems,
+    funnel_steps,
+    head_entries,
+    http_details,
+    log_spaced_indices,
+    rank_curves,
+    reasons_for,
+    value_counts,
+    word_counts,
+)
+from pipeline.rundir import RunDir
+from pipeline.storage import S3Options, write_bytes
+
+TRAIN_KEYS = ("loss/contrastive", "train/lr", "train/logit_scale", "perf/samples_per_s")
+
+
+def header(x: ReportInputs) -> str:
+    m = x.manifest
+    rows = [["run", x.uri], ["status", m.get("status")], ["kind", m.get("kind")]]
+    rows += [["config hash", m.get("config_hash")], ["seconds", m.get("seconds")]]
+    rows += [[f"count: {k}", v] for k, v in (m.get("counts") or {}).items()]
+    steps = m.get("seconds_by_step") or {}
+    if steps:
+        rows.append(["seconds by step", ", ".join(f"{k} {float(v):.1f}" for k, v in steps.items())])
+    n_in = (m.get("counts") or {}).get("input_rows")
+    if isinstance(n_in, int) and isinstance(m.get("seconds"), int | float) and m["seconds"] > 0:
+        rows.append(["throughput", f"{n_in / m['seconds']:,.1f} input rows/s"])
+    shards = m.get("shards") or []
+    if shards:
+        rows.append(["shards", f"{len(shards):,} files, {sum(int(s.get('n', 0)) for s in shards):,} samples"])
+    versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
+    rows.append(["versions", versions or "—"])
+    body = kv_table(rows)
+    if shards:
+        shard_rows = [[s.get("path"), s.get("n"), s.get("sha256")] for s in shards[:200]]
+        more = f" (first 200 of {len(shards):,})" if len(shards) > 200 else ""
+        body += f"<details><summary>shard manifest{more}</summary>{table(['path', 'n', 'sha256'], shard_rows, [1])}"
+        body += "</details>"
+    return section("run", "Run", body)
+
+
+def funnel(x: ReportInputs) -> str:
+    if x.funnel is None:
+        return section("funnel", "Funnel", missing("stats/funnel.json is absent"))
+    f, total = x.funnel, max(int(x.funnel["input_rows"]), 1)
+    lines = [_funnel_row("input", int(f["input_rows"]), total, "")]
+    for s in funnel_steps(f):
+        drops = ", ".join(f"{esc(r)} {n:,}" for r, n in s["reasons"])
+        lines.append(_funnel_row(f"after {s['stage']}", s["after"], total, f"−{s['dropped']:,}: {drops}"))
+    lines.append(_funnel_row("kept", int(f["kept"]), total, f"{int(f['kept']) / total:.1%} of input"))
+    body = f'<div class="funnel">{"".join(lines)}</div>'
+    body += "".join(f'<p class="warn">Funnel does not add up: {esc(p)}</p>' for p in funnel_problems(f))
+    return section("funnel", "Funnel", body)
+
+
+def _funnel_row(label: str, rows: int, total: int, drops: str) -> str:
+    width = 100.0 * rows / total
+    bar = f'<div class="track"><div class="fbar" style="width:{width:.2f}%"></div></div>'
+    return f'<div><b>{esc(label)}</b> {rows:,}</div>{bar}<div class="drops">{drops}</div>'
+
+
+def reasons(x: ReportInputs) -> str:
+    if x.funnel is None or not x.funnel.get("by_reason"):
+        return section("reasons", "Rejection reasons", missing("no rejected rows (stats/funnel.json)"))
+    total = max(int(x.funnel["input_rows"]), 1)
+    rows = [[r["stage"], r["reason"], r["rows"], f"{r['rows'] / total:.2%}"] for r in x.funnel["by_reason"]]
+    top = [(f"{r['stage']} / {r['reason']}", int(r["rows"])) for r in x.funnel["by_reason"][:20]]
+    body = figure(plots.barh(top, "rows rejected"), "rejection reasons")
+    return section("reasons", "Rejection reasons", body + table(["stage", "reason", "rows", "of input"], rows, [2, 3]))
+
+
+def downloads(x: ReportInputs) -> str:
+    got = reasons_for(x.funnel or {}, DOWNLOAD_STAGES)
+    bad = reasons_for(x.funnel or {}, IMAGE_STAGES)
+    if not got and not bad:
+        return section("download", "Download errors", missing("no download or image stage rejected rows"))
+    info = x.manifest.get("download")
+    body = kv_table([(f"download {k}", v) for k, v in info.items()]) if isinstance(info, dict) else ""
+    if got:
+        body += figure(plots.barh(got, "rows"), "download errors") + table(["download reason", "rows"], got, [1])
+    codes = http_details(x.http) if x.http is not None else []
+    if codes:
+        body += table(["HTTP status (detail of http_error / http_5xx)", "rows"], codes, [1])
+    if bad:
+        body += table(["decode / validation reason", "rows"], bad, [1])
+    return section("download", "Download errors", body)
+
+
+def languages(x: ReportInputs) -> str:
+    t = x.sidecars
+    if t is None or "lang" not in t.column_names:
+        return section("languages", "Languages", missing("no kept rows with a `lang` column"))
+    counts = value_counts(t["lang"].to_pylist())
+    body = figure(plots.barh(counts, "kept rows"), "languages") + _source_note(x)
+    return section("languages", "Languages (kept rows)", body + table(["language", "rows"], counts, [1]))
+
+
+def _source_note(x: ReportInputs) -> str:
+    where = f"{x.sidecar_kind}/ ({len(x.files):,} of {x.n_files_total:,} parquet files)"
+    return f'<p class="muted">From {x.sidecars.num_rows:,} kept rows in {esc(where)}.</p>'
+
+
+def balance(x: ReportInputs) -> str:
+    if x.pre is None or x.post is None:
+        return section("balance", "Balancing", missing("stats/entry_counts_pre.npy / entry_counts_post.npy absent"))
+    ids, pre, post = rank_curves(x.pre, x.post)
+    keep = log_spaced_indices(len(ids))
+    curves = {"before balancing": pre[keep]}
+    if x.after_dedup is not None and x.after_dedup.shape == x.pre.shape:
+        curves["after dedup"] = x.after_dedup.astype(np.int64)[ids][keep]
+    curves["after balancing"] = post[keep]
+    info = x.manifest.get("balance") or {}
+    lines = {k: float(info[k]) for k in ("t", "t_pre") if isinstance(info.get(k), int | float)}
+    body = figure(plots.rank_plot(keep + 1, curves, lines), "entry counts rank plot")
+    body += kv_table(list(info.items())) if info else ""
+    if "balance" in x.notes:
+        body += f'<p class="muted">{esc(x.notes["balance"])}</p>'
+    head = head_entries(x.pre, x.post, x.t, x.names)
+    rows = [[e["id"], e["name"] if e["name"] is not None else "—", e["pre"], e["cap"], e["post"]] for e in head]
+    headers = ["entry id", "entry", "matches before", "cap min(before, t)", "after"]
+    body += "<h3>Head entries</h3>" + table(headers, rows, [0, 2, 3, 4])
+    body += (
+        '<p class="muted">Matches per entry before and after balancing; the entry alone keeps ~min(before, t). '
+        "After can exceed the cap: a row is kept with 1 − Π(1 − p<sub>e</sub>) over all its entries.</p>"
+    )
+    return section("balance", "Balancing (entry counts)", body)
+
+
+def dedup(x: ReportInputs) -> str:
+    if not x.dedup:
+        return section("dedup", "Duplicates", missing("no dedup/exact.parquet or dedup/near.parquet"))
+    keys = ["rows", "edges", "dropped", "clusters", "seconds"]
+    rows = [[step, *[s.get(k, "—") for k in keys]] for step, s in x.dedup_summary.items()]
+    body = table(["step", *keys], rows, range(1, 6))
+    series = {step: cluster_sizes(a) for step, a in x.dedup.items() if a.num_rows}
+    if series:
+        body += figure(plots.cluster_bars(series), "duplicate cluster sizes")
+    for step, pairs in x.pairs.items():
+        if pairs:
+            body += f"<h3>Example {esc(step)} duplicates</h3><div class=\"grid\">{''.join(map(_pair, pairs))}</div>"
+    return section("dedup", "Duplicates", body)
+
+
+def _thumb(data: bytes | None, label: str) -> str:
+    uri = plots.thumbnail_uri(data)
+    return f'<img src="{esc(uri)}" alt="{esc(label)}">' if uri else f'<div class="noimg">{esc(label)}</div>'
+
+
+def _pair(p: dict) -> str:
+    imgs = _thumb(p["rep_image"], "kept copy: image not in the sampled shards")
+    imgs += _thumb(p["image"], "dropped copy: no image kept")
+    note = f"Hamming {p['distance']}, cluster of {p['cluster_size']}"
+    urls = f'kept <span class="mono">{esc(p["rep_url"])}</span><br>dropped <span class="mono">{esc(p["url"])}</span>'
+    return f'<div class="card" style="grid-column: span 2"><div class="pair">{imgs}</div>{esc(note)}<br>{urls}</div>'
+
+
+def sizes(x: ReportInputs) -> str:
+    t = x.sidecars
+    if t is None:
+        return section("sizes", "Image size and caption length", missing("no kept rows"))
+    figs, cols = [], t.column_names
+    for a, b, label in (("orig_width", "orig_height", "source"), ("width", "height", "stored")):
+        if a in cols and b in cols:
+            w, h = (np.asarray(t[c].to_numpy(zero_copy_only=False), np.float64) for c in (a, b))
+            figs.append(figure(plots.histogram(np.sqrt(w * h), f"{label} image size √(w·h), px", log_x=True), label))
+            figs.append(figure(plots.histogram(w / np.where(h > 0, h, np.nan), f"{label} aspect ratio w/h"), label))
+    note = "" if figs else missing("image sizes (a text-only build has no images)")
+    if "caption" in cols:
+        caps = t["caption"].to_pylist()
+        chars = np.asarray([len(c or "") for c in caps])
+        figs.append(figure(plots.histogram(chars, "caption length, characters", log_x=True), "caption characters"))
+        figs.append(figure(plots.histogram(word_counts(caps), "caption length, words", integer=True), "words"))
+    body = note + f'<div class="figs">{"".join(figs)}</div>' + _source_note(x)
+    return section("sizes", "Image size and caption length", body)
+
+
+def samples(x: ReportInputs) -> str:
+    if not x.samples:
+        return section("samples", "Random kept samples", missing("no kept rows"))
+    cards = []
+    for r in x.samples:
+        size = f"{r['width']}×{r['height']} · " if r.get("width") is not None else ""
+        img = _thumb(r.get("image"), "no image (text-only build)") if x.sidecar_kind == "shards" else ""
+        meta = f'<div class="muted">{esc(size)}{esc(r.get("lang") or "")}</div>'
+        cards.append(f'<div class="card">{img}<div>{esc(r.get("caption"))}</div>{meta}</div>')
+    note = f'<p class="muted">{len(x.samples)} rows drawn with a fixed seed.</p>'
+    return section("samples", "Random kept samples", note + f'<div class="grid">{"".join(cards)}</div>')
+
+
+def training(x: ReportInputs) -> str:
+    if x.train is None:
+        why = x.notes.get("training", "no metrics.csv (pass --train-run DIR, or put the training run at RUN/train/)")
+        return section("training", "Training", missing(why))
+    rows = x.train["rows"]
+    keys = [k for k in TRAIN_KEYS if rows and k in rows[0]]
+    body = f'<p class="muted">{esc(x.train["source"])}: {len(rows)} logged steps.</p>'
+    body += figure(plots.training_curves(rows, keys), "training curves") if keys else ""
+    if rows:
+        last = rows[-1]
+        body += table(["last logged", "value"], [[k, last[k]] for k in last if last[k] != ""])
+    return section("training", "Training", body)
+
+
+def evaluation(x: ReportInputs) -> str:
+    if x.eval is None:
+        why = x.notes.get("evaluation", "no results.json (pass --eval DIR, or put it at RUN/eval/)")
+        return section("evaluation", "Evaluation", missing(why))
+    res = x.eval["results"]
+    body = f'<p class="muted">{esc(x.eval["source"])} · model {esc(res.get("model"))}</p>'
+    records = res.get("results", [])
+    for task in dict.fromkeys(r["task"] for r in records):
+        mine = [r for r in records if r["task"] == task]
+        keys = list(dict.fromkeys(k for r in mine for k in r["metrics"]))
+        rows = [[r["benchmark"], r.get("n_samples"), *[_metric(k, r["metrics"].get(k)) for k in keys]] for r in mine]
+        body += f"<h3>{esc(task)}</h3>" + table(["benchmark", "n", *keys], rows, range(1, len(keys) + 2))
+    return section("evaluation", "Evaluation", body)
+
+
+def _metric(key: str, value: object) -> str:
+    if not isinstance(value, int | float):
+        return "–"
+    return f"{value:g}" if key == "C" else f"{100 * value:.1f}"
+
+
+SECTIONS = (
+    ("run", "Run", header),
+    ("funnel", "Funnel", funnel),
+    ("reasons", "Reasons", reasons),
+    ("download", "Downloads", downloads),
+    ("languages", "Languages", languages),
+    ("balance", "Balancing", balance),
+    ("dedup", "Duplicates", dedup),
+    ("sizes", "Sizes", sizes),
+    ("samples", "Samples", samples),
+    ("training", "Training", training),
+    ("evaluation", "Evaluation", evaluation),
+)
+
+
+def render(x: ReportInputs) -> str:
+    """The report page for `x` (pure: same inputs, same bytes)."""
+    body = "\n".join(fn(x) for _, _, fn in SECTIONS)
+    return page(f"clipforge report: {x.uri}", [(sid, name) for sid, name, _ in SECTIONS], body)
+
+
+def write_report(
+    run: str,
+    out: str | None = None,
+    *,
+    s3: S3Options | None = None,
+    train_run: str | None = None,
+    eval_dir: str | None = None,
+    seed: int = 0,
+) -> str:
+    """Write the report of `run` to `out` (default RUN/report.html; local or s3://, atomically); returns its URI."""
+    inputs = load_inputs(run, s3, train_run=train_run, eval_dir=eval_dir, seed=seed)
+    target = out or RunDir(run, s3).path("report.html")
+    write_bytes(target, render(inputs).encode("utf-8"), s3)
+    return target
