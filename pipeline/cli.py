@@ -163,13 +163,113 @@ def stats(run: Annotated[str, typer.Argument(help="A build's run directory (loca
     typer.echo(format_funnel(load_stats(run)))
 
 
-@app.command()
-def submit(
-    what: Annotated[str, typer.Argument(help="build | train | eval | status | logs | stop")],
-    target: Annotated[str | None, typer.Argument(help="CONFIG for build/train/eval, JOB id otherwise.")] = None,
+submit_app = typer.Typer(
+    help="Run build/train/eval as Ray jobs on a cluster (Ray Job Submission) and follow, query or stop them.",
+    no_args_is_help=True,
+)
+app.add_typer(submit_app, name="submit")
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray job server (dashboard) URL, e.g. http://HEAD:8265; default: $RAY_ADDRESS."),
+]
+JobArg = Annotated[str, typer.Argument(help="Submission id, as `clipforge submit` printed it.")]
+FollowOpt = Annotated[bool, typer.Option("--follow", "-f", help="Stream the logs; exit with the job's status.")]
+
+
+def _submit_command(command: str):
+    def run(
+        config: ConfigArg = None,
+        set_: SetOpt = None,
+        address: AddressOpt = None,
+        follow: FollowOpt = False,
+        installed: Annotated[
+            bool, typer.Option("--installed", help="The cluster image has clipforge: ship only the config.")
+        ] = False,
+        working_dir: Annotated[
+            Path | None, typer.Option("--working-dir", help="Checkout to ship (default: this clipforge's).")
+        ] = None,
+        env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Job env var KEY=VALUE (repeated).")] = None,
+        pip: Annotated[list[str] | None, typer.Option("--pip", help="Extra pip requirement (repeatable).")] = None,
+        exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Leave out of the package.")] = None,
+        entrypoint_num_cpus: Annotated[float | None, typer.Option(help="CPUs reserved for the driver.")] = None,
+        entrypoint_num_gpus: Annotated[float | None, typer.Option(help="GPUs reserved for the driver.")] = None,
+        submission_id: Annotated[str | None, typer.Option(help="Job id to use (default: Ray picks one).")] = None,
+    ):
+        from infra import submit as jobs
+
+        spec = jobs.JobSpec(
+            command=command,
+            config_yaml=jobs.resolve_config(command, config, set_),  # a bad config exits 2 before any network
+            mode="installed" if installed else "working_dir",
+            project_dir=working_dir,
+            env_vars=jobs.parse_env(env),
+            pip=list(pip or []),
+            excludes=list(exclude or []),
+            entrypoint_num_cpus=entrypoint_num_cpus,
+            entrypoint_num_gpus=entrypoint_num_gpus,
+            submission_id=submission_id,
+        )
+        client = jobs.connect(address)
+        job_id = jobs.submit(client, spec)
+        typer.echo(job_id)
+        if not follow:
+            typer.echo(f"follow: clipforge submit logs {job_id} --follow   status: clipforge submit status {job_id}")
+            return
+        status = jobs.follow(client, job_id, write=lambda s: typer.echo(s, nl=False))
+        typer.echo(f"job {job_id}: {status}")
+        raise typer.Exit(jobs.exit_code(status))
+
+    run.__doc__ = f"Submit `clipforge {command} CONFIG` as a Ray job (CONFIG is validated here first); print its id."
+    return run
+
+
+for _command in ("build", "train", "eval"):
+    submit_app.command(_command)(_submit_command(_command))
+
+
+@submit_app.command("status")
+def submit_status(job: JobArg, address: AddressOpt = None):
+    """Print a job's status, command and times."""
+    from infra import submit as jobs
+
+    typer.echo(jobs.describe(jobs.job_info(jobs.connect(address), job)))
+
+
+@submit_app.command("logs")
+def submit_logs(
+    job: JobArg,
+    address: AddressOpt = None,
+    follow: FollowOpt = False,
 ):
-    """Submit a build/train/eval job to a Ray cluster (Ray Job Submission)."""
-    _not_yet("submit", 8, "Ray job submission")
+    """Print a job's logs (or stream them until it ends with --follow)."""
+    from infra import submit as jobs
+
+    client = jobs.connect(address)
+    if not follow:
+        typer.echo(jobs.job_logs(client, job), nl=False)
+        return
+    status = jobs.follow(client, job, write=lambda s: typer.echo(s, nl=False))
+    typer.echo(f"job {job}: {status}")
+    raise typer.Exit(jobs.exit_code(status))
+
+
+@submit_app.command("stop")
+def submit_stop(job: JobArg, address: AddressOpt = None):
+    """Stop a running job."""
+    from infra import submit as jobs
+
+    stopped = jobs.stop_job(jobs.connect(address), job)
+    typer.echo(f"job {job}: {'stop requested' if stopped else 'already finished'}")
+
+
+@submit_app.command("list")
+def submit_list(address: AddressOpt = None):
+    """List the cluster's jobs, oldest first."""
+    from infra import submit as jobs
+
+    for info in jobs.list_jobs(jobs.connect(address)):
+        command = (info.metadata or {}).get("clipforge_command", "-")
+        typer.echo(f"{info.submission_id or info.job_id}  {info.status.value:<9}  {command:<5}  {info.entrypoint}")
 
 
 @app.command()
