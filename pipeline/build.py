@@ -1,14 +1,20 @@
 """`clipforge build`: the curation graph on Ray Data, top to bottom; each global step is a named barrier.
 
-Phases (the stages in the config choose which run):
-  ingest → canonicalize → one record per URL → text (normalise, filters, LID) → match    [checkpoint work/matched]
+Phases (the stages in the config choose which run; DESIGN.md §1):
+  preflight (input files, metadata, eval sets — before anything is written)
+  ingest → canonicalize → one record per URL → text (normalise, filters, LID) → match   [work/matched]
   count₁ (entry counts, t)                                                            [stats/entry_counts_pre.npy]
-  balance → split: curated/ (kept) and rejects/ (every dropped row: uid, url, stage, reason, detail)
-  count₂, funnel, manifest.json (written last; its `status: complete` is the commit point)
+  text-only: balance → curated/ + rejects/
+  images: pre_balance (optional, t_pre = oversample × t) [work/selected] → download parts [work/download/part-*]
+          → dedup barriers [dedup/*.parquet] → count₂ [stats/entry_counts_dedup.npy] → balance at t [work/final]
+          → shards/ (tar + sidecar, ledger work/shards/*.json) → rejects/
+  count of kept entries [stats/entry_counts_post.npy], funnel, accounting, manifest.json (written last; its
+  `status: complete` is the commit point). A killed run re-run with the same config resumes (docs/build.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -18,7 +24,8 @@ import pyarrow.compute as pc
 from curation.balancing import entry_probs, expected_kept, t_for_tail_share, tail_share
 from pipeline.build_config import BuildConfig
 from pipeline.config import config_hash, dump_config
-from pipeline.ingest import read_candidates
+from pipeline.errors import ClipforgeError
+from pipeline.ingest import check_candidates, read_candidates
 from pipeline.rundir import RunDir
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, count_entries
 from pipeline.stages.base import StageSpec, run_stages
@@ -34,6 +41,7 @@ REJECT_COLUMNS = {
     "reject_reason": "reason",
     "reject_detail": "detail",
 }
+Say = Callable[[str], None]
 
 
 def text_phase(cfg: BuildConfig) -> list[StageSpec]:
@@ -45,74 +53,187 @@ def text_phase(cfg: BuildConfig) -> list[StageSpec]:
 
 def plan(cfg: BuildConfig) -> list[str]:
     """The steps `build` runs, for `--dry-run`."""
-    steps = ["ingest", "canonicalize", "one_record_per_url (barrier: groupby uid)"]
-    steps += [s.name for s in text_phase(cfg)] + ["checkpoint work/matched"]
+    steps = ["preflight: input files, metadata, eval sets", "ingest", "canonicalize"]
+    steps += [
+        "one_record_per_url (barrier: groupby uid)",
+        *[s.name for s in text_phase(cfg)],
+        "checkpoint work/matched",
+    ]
+    if "download" not in cfg.stages:
+        if "balance" in cfg.stages:
+            steps += ["count_entries (barrier) -> stats/entry_counts_pre.npy, t", "balance"]
+        return steps + [
+            "write curated/ + rejects/",
+            "count_entries (kept) -> stats/entry_counts_post.npy",
+            "manifest.json",
+        ]
+    steps += ["count_entries (barrier) -> stats/entry_counts_pre.npy, t"]
+    if "pre_balance" in cfg.stages:
+        steps += [f"pre_balance at t_pre = {cfg.balance.oversample:g} x t"]
+    steps += [
+        "checkpoint work/selected",
+        "download parts (fetch + decode + sha256 + pHash) -> work/download/ [resumable]",
+    ]
+    if "dedup" in cfg.stages:
+        steps += ["exact_dedup (barrier) -> dedup/exact.parquet"] if cfg.dedup.exact else []
+        steps += ["near_dedup (barrier) -> dedup/near.parquet"] if cfg.dedup.near else []
+        steps += ["eval_hashes (barrier) -> dedup/eval_hashes.parquet"] if cfg.dedup.eval_sets else []
+        steps += ["dedup", *(["eval_dedup"] if cfg.dedup.eval_sets else [])]
     if "balance" in cfg.stages:
-        steps += ["count_entries (barrier) -> stats/entry_counts_pre.npy, t", "balance"]
+        steps += ["count_entries (barrier) -> stats/entry_counts_dedup.npy", "balance at t"]
     return steps + [
-        "write curated/ + rejects/",
-        "count_entries (kept) -> stats/entry_counts_post.npy",
+        "checkpoint work/final (decisions, no image bytes)",
+        "write shards/shard-NNNNNN.tar + .parquet [resumable: ledger work/shards/]",
+        "write rejects/",
+        "count_entries (kept) -> stats/entry_counts_post.npy; stats/funnel.json; accounting",
         "manifest.json",
     ]
 
 
-def build(cfg: BuildConfig, say: Callable[[str], None] = print) -> dict:
-    """Run the build into `cfg.output` and return the manifest. Re-running a completed run is a no-op."""
-    run = RunDir(cfg.output, cfg.s3)
+def preflight(cfg: BuildConfig) -> int | None:
+    """Check what a build reads before it writes anything; a problem is a `ClipforgeError` (exit 2)."""
+    rows = check_candidates(cfg.input, cfg.s3)
+    if "match" in cfg.stages:
+        try:
+            entries = load_entries(cfg.match.metadata, cfg.s3)
+        except (OSError, ValueError) as e:
+            raise ClipforgeError(f"match.metadata {cfg.match.metadata!r}: {e}") from None
+        if not entries:
+            raise ClipforgeError(f"match.metadata {cfg.match.metadata!r} is an empty list")
+    from pipeline.storage import exists
+
+    for s in cfg.dedup.eval_sets if "dedup" in cfg.stages else []:
+        if not exists(s.path, cfg.s3):
+            raise ClipforgeError(f"dedup.eval_sets[{s.name}].path {s.path!r} does not exist")
+    known = [n for n in rows.values() if n is not None]
+    return sum(known) if len(known) == len(rows) else None
+
+
+def open_run(cfg: BuildConfig, run: RunDir, say: Say) -> dict | None:
+    """The manifest if the run is already complete (same config); None after recording config.yaml for a new or
+    resumed run. A run directory started with another config is an error, unless `--overwrite`."""
+    if run.exists("config.yaml"):
+        from pipeline.config import load_config
+
+        try:
+            old = config_hash(load_config(BuildConfig, run.path("config.yaml")))
+        except ClipforgeError:
+            old = None
+        if old != config_hash(cfg):
+            raise ClipforgeError(
+                f"run directory {cfg.output!r} was started with a different config (config.yaml there differs); "
+                "re-run with the same config to resume, or pass --overwrite to start again"
+            )
     if run.exists("manifest.json") and run.read_json("manifest.json").get("status") == "complete":
         say(f"{cfg.output} is already complete (manifest.json); nothing to do. Use --overwrite to rebuild.")
         return run.read_json("manifest.json")
-    for part in ("work", "curated", "rejects", "stats"):  # an unfinished run restarts its artifacts from scratch
-        run.remove(part)
-    start = time.monotonic()
+    if run.exists("config.yaml"):
+        say(f"resuming the unfinished run in {cfg.output}")
     run.write_text("config.yaml", dump_config(cfg))
-    ds = run_stages(read_candidates(cfg.input, cfg.s3), [StageSpec(canonicalize)])
-    ds = run_stages(one_record_per_url(ds), text_phase(cfg))
-    ds = run.checkpoint("matched", ds)
-    say(f"text + match: {ds.count()} rows checkpointed to {run.path('work', 'matched')}")
-    balance_info = {}
-    if "balance" in cfg.stages:
-        ds, balance_info = balance_phase(cfg, run, ds, say)
-    n_kept, n_rejected = write_outputs(run, ds)
-    if "match" in cfg.stages:
-        kept = _read(run, "curated")
-        run.write_npy(
-            "stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3)))
-        )
-    check = accounting(run, input_rows=read_candidates(cfg.input, cfg.s3).count())
-    run.write_json("stats/funnel.json", funnel(run, n_kept))
+    return None
+
+
+class Clock:
+    """Seconds per named step, for the manifest and the benchmark."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, step: str):
+        t0 = time.monotonic()
+        yield
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + time.monotonic() - t0, 2)
+
+
+def build(cfg: BuildConfig, say: Say = print, overwrite: bool = False) -> dict:
+    """Run the build into `cfg.output` and return the manifest. Re-running a completed run is a no-op; re-running a
+    killed one resumes it; `overwrite` deletes the run directory first."""
+    run = RunDir(cfg.output, cfg.s3)
+    preflight(cfg)
+    if overwrite:
+        run.remove()
+    done = open_run(cfg, run, say)
+    if done is not None:
+        return done
+    start, clock = time.monotonic(), Clock()
+    with clock("text"):
+        matched = run.checkpoint_once("matched", lambda: _text_rows(cfg))
+        input_rows = run.read_json("work/matched.done")["rows"]
+    say(f"text + match: {input_rows} rows checkpointed ({_live(matched)} live) in {clock.seconds['text']:.1f}s")
+    if "download" in cfg.stages:
+        from pipeline.build_images import image_build
+
+        outputs = image_build(cfg, run, matched, clock, say)
+    else:
+        outputs = text_only(cfg, run, matched, clock, say)
+    with clock("accounting"):
+        check = accounting(run, input_rows=input_rows)
+        stats = funnel(run, outputs["counts"]["kept"])
+        run.write_json("stats/funnel.json", stats)
     say(
-        f"accounting: {check['input_rows']} input rows = {n_kept} kept + {n_rejected} rejected; "
+        f"accounting: {check['input_rows']} input rows = {check['kept']} kept + {check['rejected']} rejected; "
         f"{check['unique_uids']} distinct URLs, each exactly once"
     )
     manifest = {
         "status": "complete",
-        "kind": "curated_candidates",
+        **outputs,
         "config_hash": config_hash(cfg),
-        "counts": {"input_rows": check["input_rows"], "kept": n_kept, "rejected": n_rejected},
-        "balance": balance_info,
-        "outputs": {"curated": "curated/", "rejects": "rejects/", "stats": "stats/"},
+        "stages": list(cfg.stages),
         "seconds": round(time.monotonic() - start, 1),
+        "seconds_by_step": clock.seconds,
         "versions": package_versions(),
     }
-    run.remove("work")
+    manifest["counts"] = {"input_rows": check["input_rows"], **manifest["counts"], "rejected": check["rejected"]}
     run.write_json("manifest.json", manifest)
+    run.remove("work")  # after the commit point: a kill here leaves a complete run with a stale work/
     return manifest
 
 
-def balance_phase(cfg: BuildConfig, run: RunDir, ds, say: Callable[[str], None]):
-    """count₁ barrier → t → balance stage. Returns (dataset, balance summary)."""
-    n_entries = len(load_entries(cfg.match.metadata, cfg.s3))
-    counts = count_entries(ds, n_entries)
-    counts_uri = run.write_npy("stats/entry_counts_pre.npy", counts)
+def _text_rows(cfg: BuildConfig):
+    ds = run_stages(read_candidates(cfg.input, cfg.s3), [StageSpec(canonicalize)])
+    return run_stages(one_record_per_url(ds), text_phase(cfg))
+
+
+def _live(ds) -> int:
+    from ray.data.expressions import col
+
+    return ds.filter(expr=col("reject_reason").is_null()).count()
+
+
+def text_only(cfg: BuildConfig, run: RunDir, matched, clock: Clock, say: Say) -> dict:
+    """[text, match, balance]: balance the candidates and write curated/ + rejects/ (no downloads)."""
+    ds, balance_info = matched, {}
+    with clock("balance"):
+        if "balance" in cfg.stages:
+            counts = count_entries(matched, len(load_entries(cfg.match.metadata, cfg.s3)))
+            run.write_npy("stats/entry_counts_pre.npy", counts)
+            t, balance_info = choose_t(cfg, counts, matched, say)
+            stage_cfg = BalanceStageConfig(counts=run.path("stats/entry_counts_pre.npy"), t=t, seed=cfg.balance.seed)
+            ds = run_stages(matched, [StageSpec(BalanceStage, stage_cfg.model_copy(update={"s3": cfg.s3}))])
+    with clock("write"):
+        n_kept, _ = write_outputs(run, ds)
+        if "match" in cfg.stages:
+            kept = run.read("curated")
+            run.write_npy(
+                "stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3)))
+            )
+    return {
+        "kind": "curated_candidates",
+        "counts": {"kept": n_kept},
+        "balance": balance_info,
+        "outputs": {"curated": "curated/", "rejects": "rejects/", "stats": "stats/"},
+    }
+
+
+def choose_t(cfg: BuildConfig, counts: np.ndarray, ds, say: Say) -> tuple[float, dict]:
+    """t from count₁ (fixed, or the tail-share rule) and the balance summary recorded in the manifest."""
     if counts.sum() == 0:
         t = 1.0
+    elif cfg.balance.t == "auto":
+        t = float(t_for_tail_share(counts, cfg.balance.tail_share))
     else:
-        t = (
-            float(t_for_tail_share(counts, cfg.balance.tail_share))
-            if cfg.balance.t == "auto"
-            else float(cfg.balance.t)
-        )
+        t = float(cfg.balance.t)
     t = max(t, 1.0)
     info = {
         "t": t,
@@ -124,11 +245,10 @@ def balance_phase(cfg: BuildConfig, run: RunDir, ds, say: Callable[[str], None])
         "seed": cfg.balance.seed,
     }
     say(
-        f"balance: t = {t:g} ({info['t_mode']}), {info['entries_matched']} entries matched, "
-        f"expected kept {info['expected_kept']:.0f}"
+        f"count₁: t = {t:g} ({info['t_mode']}), {info['entries_matched']} entries matched, "
+        f"expected kept without losses {info['expected_kept']:.0f}"
     )
-    stage_cfg = BalanceStageConfig(counts=counts_uri, t=t, seed=cfg.balance.seed, s3=cfg.s3)
-    return run_stages(ds, [StageSpec(BalanceStage, stage_cfg)]), info
+    return t, info
 
 
 def _expected(ds, probs: np.ndarray) -> float:
@@ -144,6 +264,8 @@ def write_outputs(run: RunDir, ds) -> tuple[int, int]:
     from ray.data.expressions import col
 
     ds = run.checkpoint("final", ds)
+    run.remove("curated")  # a killed earlier run's files would otherwise be counted twice
+    run.remove("rejects")
     kept = ds.filter(expr=col("reject_reason").is_null())
     cols = [c for c in KEPT_COLUMNS if c in ds.schema().names]
     fs, path = run.fs("curated")
@@ -152,10 +274,3 @@ def write_outputs(run: RunDir, ds) -> tuple[int, int]:
     fs, path = run.fs("rejects")
     rejected.rename_columns(REJECT_COLUMNS).write_parquet(path, filesystem=fs)
     return kept.count(), rejected.count()
-
-
-def _read(run: RunDir, name: str):
-    import ray
-
-    fs, path = run.fs(name)
-    return ray.data.read_parquet(path, filesystem=fs)

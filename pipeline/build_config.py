@@ -9,13 +9,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from curation.images import ImageConfig
 from curation.langid import LangIdConfig
 from curation.text import CaptionFilterConfig
 from pipeline.config import StrictModel
+from pipeline.dedup import DedupConfig
+from pipeline.stages.download import DownloadConfig
 from pipeline.storage import S3Options
 
-Stage = Literal["text", "match", "balance"]
-STAGE_ORDER: tuple[str, ...] = ("text", "match", "balance")
+Stage = Literal["text", "match", "pre_balance", "download", "dedup", "balance"]
+STAGE_ORDER: tuple[str, ...] = ("text", "match", "pre_balance", "download", "dedup", "balance")
+TEXT_ONLY: tuple[str, ...] = ("text", "match", "balance")
 
 
 class InputConfig(StrictModel):
@@ -58,6 +62,18 @@ class BalanceConfig(StrictModel):
     """Tail share for t: auto (MetaCLIP's 6 % rule)."""
     seed: int = Field(0, ge=0)
     """Seed of the per-(uid, entry) uniforms: same seed, same kept set, however the rows are partitioned."""
+    oversample: float = Field(2.0, ge=1.0)
+    """pre_balance stage: cut head entries before download at t_pre = oversample × t (t from the pre-download
+    counts), so downloads are not spent on rows the final balance would drop; > 1 leaves room for failed downloads
+    and duplicates. Its uniforms use another seed than the final balance's, so the two draws are independent."""
+
+
+class ShardConfig(StrictModel):
+    """Output shards: WebDataset tars ({key}.jpg/.txt/.json) with one parquet sidecar each."""
+
+    samples_per_shard: int = Field(1000, ge=1, le=1_000_000)
+    """Target samples per shard. Shards = ceil(kept / this); a row's shard is a hash of its uid (sizes vary by a few
+    %), so a shard's content never depends on partitioning, worker count or which shards a killed run finished."""
 
 
 class BuildConfig(StrictModel):
@@ -67,11 +83,19 @@ class BuildConfig(StrictModel):
     """The candidate list."""
     output: str = ""
     """Run directory (local path or s3://bucket/prefix)."""
-    stages: list[Stage] = ["text", "match", "balance"]
-    """Stages to run, in pipeline order. A text-only run ([text, match, balance]) writes the curated candidate list."""
+    stages: list[Stage] = ["text", "match", "download", "dedup", "balance"]
+    """Stages to run, in pipeline order (DESIGN.md §1). With `download` the run writes shards/; without it
+    ([text, match, balance]) it writes the curated candidate list (curated/). `pre_balance` is optional."""
     text: TextConfig = TextConfig()
     match: MatchConfig = MatchConfig()
     balance: BalanceConfig = BalanceConfig()
+    download: DownloadConfig = DownloadConfig()
+    """Safe fetching of each surviving row's URL; `rows_per_part` sets the unit of resume."""
+    image: ImageConfig = ImageConfig()
+    """Decode, validation, resize and re-encoding of downloaded images (also used to hash eval-set images)."""
+    dedup: DedupConfig = DedupConfig()
+    """Exact, near-duplicate and eval-set dedup (the eval sets are listed here)."""
+    shards: ShardConfig = ShardConfig()
     s3: S3Options = S3Options()
     """Endpoint and region for s3:// locations (credentials come from the standard AWS chain)."""
 
@@ -86,6 +110,11 @@ class BuildConfig(StrictModel):
             raise ValueError(f"stages must be unique and in pipeline order {list(STAGE_ORDER)}, got {self.stages}")
         if "match" in self.stages and not self.match.metadata:
             raise ValueError("match.metadata is required when the match stage runs")
-        if "balance" in self.stages and "match" not in self.stages:
-            raise ValueError("the balance stage needs the match stage (entry ids)")
+        for stage in ("balance", "pre_balance", "download"):
+            if stage in self.stages and "match" not in self.stages:
+                raise ValueError(f"the {stage} stage needs the match stage (entry ids)")
+        if "dedup" in self.stages and "download" not in self.stages:
+            raise ValueError("the dedup stage needs the download stage (pHashes come from downloaded images)")
+        if "pre_balance" in self.stages and "download" not in self.stages:
+            raise ValueError("the pre_balance stage only makes sense before the download stage; use balance")
         return self

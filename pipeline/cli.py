@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.errors import ClipforgeError, NotImplementedYet
+from pipeline.errors import ClipforgeError
 
 app = typer.Typer(
     name="clipforge",
@@ -48,40 +48,38 @@ def _root(
     """clipforge: build curated image-text datasets, train CLIP on them, evaluate, report."""
 
 
-def _not_yet(command: str, issue: int, what: str) -> None:
-    raise NotImplementedYet(
-        f"`clipforge {command}` is not implemented yet: {what} lands with issue #{issue}. Nothing was run."
-    )
-
-
 @app.command()
 def build(
     config: ConfigArg = None,
     set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the run directory first.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete the run directory first (else an unfinished run resumes).")
+    ] = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
 ):
-    """Build a curated dataset: ingest -> text -> match -> balance (text-only today; images with issue #5)."""
+    """Build a curated dataset: ingest -> text -> match -> count -> [pre-balance] -> download -> dedup -> balance ->
+    WebDataset shards + rejects + stats + manifest. Re-running a killed build resumes it."""
     from pipeline.build_config import BuildConfig
     from pipeline.config import load_config
 
     cfg = load_config(BuildConfig, config, set_)
     from pipeline.build import build as run_build
-    from pipeline.build import plan
+    from pipeline.build import plan, preflight
 
     if dry_run:
         typer.echo("\n".join(f"{i + 1:>2}. {step}" for i, step in enumerate(plan(cfg))))
         return
-    from pipeline.ray_setup import init_ray
-    from pipeline.storage import delete
+    preflight(cfg)  # bad input is reported before Ray starts
+    from ray.data import DataContext
 
-    if overwrite:
-        delete(cfg.output, cfg.s3, recursive=True)
+    from pipeline.ray_setup import init_ray
+
     init_ray(verbose=verbose)
+    DataContext.get_current().enable_progress_bars = not quiet
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"build: {m}"))
-    manifest = run_build(cfg, say=say)
+    manifest = run_build(cfg, say=say, overwrite=overwrite)
     from pipeline.stats import format_funnel, load_stats
 
     typer.echo(format_funnel(load_stats(cfg.output)) if not quiet else f"kept {manifest['counts']['kept']}")
@@ -276,13 +274,15 @@ def submit_list(address: AddressOpt = None):
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its web, run and outputs.")] = Path("demo-out"),
     s3: Annotated[bool, typer.Option("--s3", help="Use the local S3 server as storage.")] = False,
-    size: Annotated[int, typer.Option(help="Number of synthetic candidates.")] = 2000,
+    size: Annotated[int, typer.Option(help="Number of synthetic candidates.")] = 4000,
+    steps: Annotated[int, typer.Option(help="Training steps (global batch 64).")] = 400,
     verbose: VerboseOpt = False,
 ):
-    """Run the main job end to end on the embedded default (local Ray, synthetic web on 127.0.0.1)."""
+    """Run the main job end to end on the embedded default: a synthetic web on 127.0.0.1, a local Ray, build ->
+    train -> eval -> report."""
     from pipeline.demo import run_demo
 
-    run_demo(workdir=workdir, use_s3=s3, size=size, verbose=verbose)
+    run_demo(workdir=workdir, use_s3=s3, size=size, steps=steps, verbose=verbose)
 
 
 metadata_app = typer.Typer(help="Build or inspect MetaCLIP-format metadata (entry lists).", no_args_is_help=True)

@@ -1,92 +1,119 @@
-"""`clipforge demo`: the main job on the embedded default, end to end on one machine; no algorithms here.
+"""`clipforge demo`: the whole loop on the embedded default, on one machine; no algorithms here.
 
-Until the full build → train → eval → report loop lands (issue #8) the demo runs what exists, for real: it
-generates a synthetic web, serves it on 127.0.0.1, starts a local Ray, downloads every candidate through the
-Ray Data download stage (the safe fetcher), writes the results as parquet (locally or to the local S3 server
-with `--s3`) and checks each row's outcome against the web's hidden answers file.
+    synthetic web (generated, served on 127.0.0.1) + metadata (built offline, MetaCLIP sources)
+    → `clipforge build` (configs/demo.yaml: text, match, download, dedup, balance → shards)
+    → `clipforge train` (configs/train.yaml: clipforge-tiny on Ray Train, CPU workers)
+    → `clipforge eval` (digits + the web's held-out split, zero-shot)
+    → `clipforge report` (RUN/report.html, with the training curves and the evaluation table)
+
+Each step is the same code path the CLI command runs. With `--s3` the run directory, the training run and the
+evaluation results live on a local S3 server started for the demo, and the report reads them from there. The
+summary (also WORKDIR/demo_summary.json) gives the funnel, the accounting check, the model's accuracy against
+chance on both benchmarks and the report's path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
-from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-# The answers file's vocabulary for what a downloader should reach, by fetch status. Image-level outcomes
-# (bomb, too small) are judged by the decode stage, so at the fetch level they are a successful download.
-FETCH_LEVEL = {
-    "ok": "ok",
-    "ok_after_retry": "ok",
-    "error_decompression_bomb": "ok",
-    "error_too_small": "ok",
-    "error_http_404": "http_error",
-    "error_http_500": "http_5xx",
-    "error_timeout": "timeout",
-    "error_connection": "connection_error",
-    "error_truncated": "truncated",
-    "error_not_an_image": "bad_content_type",
-    "skipped_noai": "opt_out",
-    "error_too_many_redirects": "too_many_redirects",
-    "error_forbidden_address": "forbidden_address",
-}
+REPO = Path(__file__).resolve().parents[1]
+DEMO_BUILD = REPO / "configs" / "demo.yaml"
+DEMO_TRAIN = REPO / "configs" / "train.yaml"
+TRAIN_NAME = "demo-tiny"
 
 
 def say(msg: str) -> None:
     print(f"clipforge demo: {msg}", flush=True)
 
 
-def run_demo(workdir: Path, use_s3: bool = False, size: int = 2000, verbose: bool = False) -> dict:
+def run_demo(
+    workdir: Path,
+    use_s3: bool = False,
+    size: int = 4000,
+    steps: int = 400,
+    verbose: bool = False,
+) -> dict[str, Any]:
     """Run the demo and return its summary (also written to WORKDIR/demo_summary.json)."""
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
     from infra.localweb.handle import serve_in_thread
     from pipeline.ray_setup import init_ray
 
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t_all = time.monotonic()
     web_dir = workdir / "web"
-    # Short slow-fault trickle and deadline keep the demo quick; the fault is still slower than the deadline.
-    web_cfg = WebConfig(seed=0, n_candidates=size, slow_seconds=12.0)
-    counts = generate(web_cfg, web_dir)
-    with serve_in_thread(web_dir) as web, _storage(workdir, use_s3) as out_uri:
-        say(f"synthetic web of {size} candidates served at {web.base_url} (files in {web_dir})")
+    with _timed(timings, "web"):
+        # A short slow-fault trickle keeps the demo quick; it is still slower than the fetch deadline.
+        generate(WebConfig(seed=0, n_candidates=size, slow_seconds=12.0), web_dir)
+    with _timed(timings, "metadata"):
+        metadata = _metadata(workdir)
+    # The local Ray recycles idle task processes down to its soft limit (= CPUs) between training epochs; each
+    # new one re-imports open_clip. A few warm spares make epochs much cheaper on 2 cores (docs/training.md).
+    os.environ.setdefault("RAY_num_workers_soft_limit", "8")
+    with serve_in_thread(web_dir) as web, _storage(workdir, use_s3) as root:
+        say(f"synthetic web of {size} candidates at {web.base_url}; metadata {metadata}")
         info = init_ray(verbose=verbose)
         say(f"Ray: {'local' if info.local else 'cluster'} at {info.address}, {info.num_cpus:g} CPUs")
-        t0 = time.monotonic()
-        results = _download_all(web_dir, out_uri)
-        elapsed = time.monotonic() - t0
-    summary = _compare(results, pq.read_table(web_dir / "answers.parquet"), elapsed, out_uri)
-    summary["web"] = {k: v for k, v in counts.items() if isinstance(v, (int, float, str))}
-    (workdir / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        run_uri = f"{root}/run"
+        with _timed(timings, "build"):
+            manifest = _build(web_dir, metadata, run_uri, verbose)
+        with _timed(timings, "train"):
+            train = _train(run_uri, steps)
+        with _timed(timings, "eval"):
+            results = _evaluate(train.export, web_dir, run_uri, workdir)
+        with _timed(timings, "report"):
+            from pipeline.report import write_report
+
+            report = write_report(run_uri, train_run=train.run_dir, eval_dir=f"{run_uri}/eval")
+    timings["total"] = round(time.monotonic() - t_all, 1)
+    summary = _summary(manifest, train, results, report, run_uri, timings)
+    (workdir / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _print_summary(summary, workdir)
-    if summary["mismatches"]:
-        raise SystemExit(1)  # a wrong outcome is clipforge's failure, not the user's: exit 1, table printed above
     return summary
 
 
 @contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str):
+    t0 = time.monotonic()
+    yield
+    timings[name] = round(time.monotonic() - t0, 1)
+
+
+def _metadata(workdir: Path) -> Path:
+    """A MetaCLIP-style entry list built offline (numbers, WordNet, wordfreq unigrams, PMI bigrams); reused."""
+    from curation.metadata import MetadataConfig, build_metadata, write_metadata
+
+    path = workdir / "metadata.json"
+    if not path.exists():
+        cfg = MetadataConfig(output=path, target=500_000)
+        write_metadata(build_metadata(cfg), cfg)
+    return path
+
+
+@contextlib.contextmanager
 def _storage(workdir: Path, use_s3: bool):
-    """Where results go: WORKDIR/fetch locally, or a bucket on a local S3 server started for the demo."""
+    """The root of the demo's outputs: WORKDIR locally, or a bucket on a local S3 server started for the demo."""
     if not use_s3:
-        yield str((workdir / "fetch").resolve())
+        yield str(workdir)
         return
     from infra.locals3.server import LocalS3
 
     with LocalS3() as s3:
-        uri = s3.create_bucket("clipforge-demo") + "/demo/fetch"
-        say(f"local S3 at {s3.endpoint_url}; results go to {uri}")
+        root = s3.create_bucket("clipforge-demo") + "/demo"
+        say(f"local S3 at {s3.endpoint_url}; outputs go to {root}")
         with _env(s3.env()):
-            yield uri
+            yield root
 
 
 @contextlib.contextmanager
 def _env(values: dict[str, str]):
-    import os
-
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -99,51 +126,125 @@ def _env(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def _download_all(web_dir: Path, out_uri: str) -> pa.Table:
-    import ray
+def _build(web_dir: Path, metadata: Path, run_uri: str, verbose: bool) -> dict:
+    from pipeline.build import build
+    from pipeline.build_config import BuildConfig
+    from pipeline.config import load_config
 
-    from curation.fetch_config import FetchConfig
-    from pipeline.stages.base import StageSpec, apply_stage
-    from pipeline.stages.download import DownloadConfig, DownloadStage
-    from pipeline.storage import filesystem
+    sets = json.dumps([{"name": "synthetic", "path": str(web_dir / "eval" / "synthetic.parquet")}])
+    cfg = load_config(
+        BuildConfig,
+        DEMO_BUILD,
+        [
+            f"input.path={web_dir / 'candidates.parquet'}",
+            f"output={run_uri}",
+            f"match.metadata={metadata}",
+            f"dedup.eval_sets={sets}",
+        ],
+    )
+    return build(cfg, say=lambda m: say(f"build: {m}"))
 
-    cands = pq.read_table(web_dir / "candidates.parquet")
-    cands = cands.append_column("row_id", pa.array(range(cands.num_rows), pa.int64()))
-    fetch = FetchConfig(allow_cidrs=["127.0.0.0/8"], deadline_s=6.0, backoff_base_s=0.2)
-    ds = ray.data.from_arrow(cands).repartition(max(4, cands.num_rows // 250))
-    ds = apply_stage(ds, StageSpec(DownloadStage, DownloadConfig(fetch=fetch, threads=32), batch_size=250))
-    fs, path = filesystem(out_uri)
-    ds.drop_columns(["body"]).write_parquet(path, filesystem=fs)
-    return pq.read_table(path, filesystem=fs)
+
+def _train(run_uri: str, steps: int):
+    from pipeline.config import load_config
+    from training.config import TrainConfig
+    from training.console import progress_line
+    from training.trainer import run_training
+
+    cfg = load_config(
+        TrainConfig,
+        DEMO_TRAIN,
+        [
+            f"name={TRAIN_NAME}",
+            f"data.manifest={run_uri}",
+            f"storage_path={run_uri}/train",
+            f"steps={steps}",
+            f"optim.warmup_steps={max(10, steps // 10)}",
+            f"checkpoint.every_steps={max(50, steps // 2)}",
+        ],
+    )
+    last = [0.0]
+
+    def progress(m: dict) -> None:  # one line every ~20 s keeps the terminal readable
+        if time.monotonic() - last[0] > 20 or m.get("step") == steps:
+            last[0] = time.monotonic()
+            say(f"train: {progress_line(m)}")
+
+    return run_training(cfg, on_progress=progress)
 
 
-def _compare(results: pa.Table, answers: pa.Table, elapsed: float, out_uri: str) -> dict:
-    expected = answers["expected_outcome"].to_pylist()
-    got = dict(zip(results["row_id"].to_pylist(), results["fetch_status"].to_pylist(), strict=True))
-    table, mismatches = Counter(), 0
-    for row_id, exp in enumerate(expected):
-        status = got.get(row_id, "missing")
-        table[(exp, status)] += 1
-        mismatches += FETCH_LEVEL.get(exp) != status
+def _evaluate(export: str, web_dir: Path, run_uri: str, workdir: Path) -> dict:
+    """Zero-shot on digits and the web's held-out split; results.json/.md go to RUN/eval (local or S3)."""
+    from evaluation.config import EvalConfig
+    from evaluation.report import write_results
+    from evaluation.run import evaluate
+    from pipeline.storage import Uri, read_bytes, write_bytes
+
+    remote = Uri.parse(run_uri).scheme == "s3"
+    model_dir = Path(export)
+    if Uri.parse(export).scheme == "s3":  # open_clip's local-dir loader needs files on disk
+        model_dir = workdir / "cache" / "export"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("open_clip_config.json", "open_clip_model.safetensors"):
+            (model_dir / name).write_bytes(read_bytes(f"{export}/{name}"))
+    cfg = EvalConfig(
+        model=f"local-dir:{model_dir}",
+        benchmarks=["digits", f"synthetic:{web_dir / 'eval'}"],
+        tasks=["zeroshot_classification"],
+        output_dir=str(workdir / "cache" / "eval" if remote else Path(run_uri) / "eval"),
+    )
+    results = evaluate(cfg)
+    out = write_results(results, cfg.output_dir, cfg)
+    if remote:
+        for name in ("results.json", "results.md", "config.yaml"):
+            write_bytes(f"{run_uri}/eval/{name}", (out / name).read_bytes())
+    return results
+
+
+def _summary(manifest: dict, train, results: dict, report: str, run_uri: str, timings: dict) -> dict:
+    accuracy = {}
+    for record in results["results"]:
+        n_classes = record.get("n_classes") or 1
+        accuracy[record["dataset"]] = {
+            "acc1": round(record["metrics"]["acc1"], 4),
+            "acc5": round(record["metrics"]["acc5"], 4),
+            "chance_acc1": round(1 / n_classes, 4),
+            "n_classes": n_classes,
+            "n_samples": record.get("n_samples"),
+        }
     return {
-        "candidates": len(expected),
-        "downloaded_rows": results.num_rows,
-        "seconds": round(elapsed, 1),
-        "rows_per_s": round(results.num_rows / elapsed, 1) if elapsed else None,
-        "outcomes": {f"{e} -> {s}": n for (e, s), n in sorted(table.items())},
-        "mismatches": mismatches,
-        "results": out_uri,
+        "run": run_uri,
+        "report": report,
+        "counts": manifest.get("counts", {}),
+        "shards": len(manifest.get("shards", [])),
+        "balance": {k: manifest.get("balance", {}).get(k) for k in ("t", "t_mode", "entries_matched")},
+        "train": {
+            "steps": train.steps,
+            "samples_seen": train.samples_seen,
+            "final_loss": train.final_loss,
+            "export": train.export,
+            "world_size": train.world_size,
+        },
+        "zeroshot": accuracy,
+        "seconds": timings,
     }
 
 
 def _print_summary(s: dict, workdir: Path) -> None:
+    c = s["counts"]
     say(
-        f"downloaded {s['downloaded_rows']} of {s['candidates']} candidates in {s['seconds']} s "
-        f"({s['rows_per_s']} rows/s) through the Ray Data download stage"
+        f"build: {c.get('input_rows')} candidates -> {c.get('kept')} kept in {s['shards']} shards, "
+        f"{c.get('rejected')} rejected (every one with a stage and reason; accounting checked)"
     )
-    say("expected outcome (answers file) -> fetch status: rows")
-    for k, n in s["outcomes"].items():
-        print(f"    {k:<50} {n:>6}", flush=True)
-    verdict = "every row reached its expected outcome" if not s["mismatches"] else f"{s['mismatches']} MISMATCHES"
-    say(f"{verdict}; results in {s['results']}; summary in {workdir / 'demo_summary.json'}")
-    say("not yet part of the demo: decode/dedup/balance, shards, training, evaluation, report (issues #4-#8)")
+    t = s["train"]
+    say(f"train: {t['steps']} steps, {t['samples_seen']} samples seen, final loss {t['final_loss']:.3f}")
+    for name, a in s["zeroshot"].items():
+        ratio = a["acc1"] / a["chance_acc1"] if a["chance_acc1"] else 0
+        say(
+            f"zero-shot {name}: acc1 {a['acc1']:.1%} (chance {a['chance_acc1']:.1%}, {ratio:.1f}x), "
+            f"acc5 {a['acc5']:.1%} over {a['n_samples']} images"
+        )
+    secs = ", ".join(f"{k} {v:g}s" for k, v in s["seconds"].items())
+    say(f"time: {secs}")
+    say(f"report: {s['report']}")
+    say(f"summary: {workdir / 'demo_summary.json'}")

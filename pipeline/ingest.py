@@ -49,3 +49,65 @@ def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
         {cfg.url_col: "url", cfg.caption_col: "caption"}
     )
     return ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
+
+
+def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> dict[str, int | None]:
+    """Preflight on the driver, before a run writes anything: every input file opens as its format, is not empty
+    and has the URL and caption columns. Returns {file: rows or None when unknown without a full read}. Any problem
+    is a `ClipforgeError` naming the file (and the column) — never a traceback from a Ray worker."""
+    if not exists(cfg.path, s3):
+        raise ClipforgeError(f"input.path {cfg.path!r} does not exist")
+    files = [str(u) for u in list_uris(cfg.path, s3)] or [str(Uri.parse(cfg.path))]
+    fmt = cfg.format if cfg.format != "auto" else detect_format(files)
+    found: dict[str, int | None] = {}
+    for f in files:
+        fs, path = filesystem(f, s3)
+        if fs.get_file_info(path).size == 0:
+            raise ClipforgeError(f"input file {f!r} is empty (0 bytes): no candidates to build from")
+        try:
+            columns, rows = _peek(fs, path, fmt)
+        except ClipforgeError:
+            raise
+        except Exception as e:  # pyarrow raises ArrowInvalid/OSError/… for files that are not what they claim
+            raise ClipforgeError(f"cannot read input file {f!r} as {fmt}: {str(e).splitlines()[0][:300]}") from None
+        if rows == 0 and not columns:
+            raise ClipforgeError(f"input file {f!r} holds no rows: no candidates to build from")
+        missing = sorted({cfg.url_col, cfg.caption_col} - set(columns))
+        if missing:
+            raise ClipforgeError(
+                f"input file {f!r} has no column(s) {missing} (it has {sorted(columns)}); "
+                "set input.url_col / input.caption_col"
+            )
+        found[f] = rows
+    if all(n == 0 for n in found.values()):
+        raise ClipforgeError(f"input {cfg.path!r} holds no candidate rows")
+    return found
+
+
+def _peek(fs, path: str, fmt: str) -> tuple[list[str], int | None]:
+    """(column names, row count — None when it would need a full read, 0 when there is no row) of one file."""
+    import json
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        meta = pq.read_metadata(path, filesystem=fs)
+        return meta.schema.to_arrow_schema().names, meta.num_rows
+    with fs.open_input_stream(path, compression="detect") as stream:
+        if fmt in ("csv", "tsv"):
+            opts = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+            reader = pacsv.open_csv(stream, parse_options=opts)
+            try:
+                first = reader.read_next_batch()
+            except StopIteration:
+                return reader.schema.names, 0
+            return reader.schema.names, None if first.num_rows else 0
+        head = stream.read(1 << 20).decode("utf-8", errors="replace")
+    line = next((x for x in head.splitlines() if x.strip()), None)
+    if line is None:
+        return [], 0
+    row = json.loads(line)
+    if not isinstance(row, dict):
+        raise ClipforgeError(f"input file {path!r}: a JSON lines row must be an object, got {type(row).__name__}")
+    return list(row), None

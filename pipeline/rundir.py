@@ -30,6 +30,14 @@ class RunDir:
         """(pyarrow filesystem, path) of an artifact, for Ray Data reads and writes."""
         return filesystem(self.path(*parts), self.s3)
 
+    def read(self, *parts: str, columns: list[str] | None = None):
+        """A Ray Dataset over the parquet files at RUN/PARTS (a directory), optionally only `columns`."""
+        import ray
+
+        fs, path = self.fs(*parts)
+        ds = ray.data.read_parquet(path, filesystem=fs)
+        return ds.select_columns(columns) if columns else ds
+
     def exists(self, *parts: str) -> bool:
         return exists(self.path(*parts), self.s3)
 
@@ -54,11 +62,27 @@ class RunDir:
     def read_npy(self, rel: str) -> np.ndarray:
         return np.load(io.BytesIO(read_bytes(self.path(rel), self.s3)), allow_pickle=False)
 
+    def checkpoint_once(self, name: str, ds):
+        """Resumable barrier: like `checkpoint`, but a checkpoint committed by an earlier (killed) run of the same
+        config is read back instead of recomputed. The commit point is the marker work/NAME.done (row count), written
+        after the data; a directory without its marker is a partial write and is replaced. `ds` may be a callable
+        returning the dataset (only called when the work must be done)."""
+        import ray
+
+        fs, path = self.fs("work", name)
+        if not self.exists("work", f"{name}.done"):
+            self.remove("work", name)
+            data = ds() if callable(ds) else ds
+            data.write_parquet(path, filesystem=fs)
+            self.write_json(f"work/{name}.done", {"rows": ray.data.read_parquet(path, filesystem=fs).count()})
+        return ray.data.read_parquet(path, filesystem=fs)
+
     def checkpoint(self, name: str, ds):
         """Barrier: write `ds` to work/NAME as parquet and read it back, so later phases do not recompute it
         and the object store does not pin it (a driver crash after this keeps the artifact)."""
         import ray
 
         fs, path = self.fs("work", name)
+        self.remove("work", name)  # a killed earlier run's files would otherwise be read back as well
         ds.write_parquet(path, filesystem=fs)
         return ray.data.read_parquet(path, filesystem=fs)

@@ -1,4 +1,4 @@
-"""Build statistics from durable artifacts (rejects/, curated/, work/final, manifest) — never from actor memory.
+"""Build statistics from durable artifacts (rejects/, shard sidecars or curated/, manifest) — never from actor memory.
 
 `funnel` groups rejects by (stage, reason); `accounting` proves every input row is exactly once kept or rejected.
 """
@@ -15,35 +15,63 @@ from pipeline.errors import ClipforgeError
 from pipeline.rundir import RunDir
 
 DUPLICATE_REASONS = frozenset({"duplicate_url"})
+STAGE_FUNNEL_ORDER = (
+    "text", "langid", "match", "pre_balance", "download", "images", "dedup", "eval_dedup", "balance",
+)  # fmt: skip
+"""Reject stages in pipeline order (the funnel's `by_stage`); a stage not listed goes last."""
 
 
-def _table(run: RunDir, name: str, columns: list[str]) -> pa.Table:
+def read_table(run: RunDir, name: str, columns: list[str]) -> pa.Table:
+    """`columns` of the parquet dataset RUN/NAME (a directory of parquet files); no rows when it does not exist."""
+    if not run.exists(name):
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
     fs, path = run.fs(name)
     return pads.dataset(path, filesystem=fs, format="parquet").to_table(columns=columns)
 
 
+def kept_uids(run: RunDir) -> pa.ChunkedArray:
+    """uids of the kept rows: the shard sidecars (an image build) or curated/ (a text-only build)."""
+    from pipeline.shards import read_sidecars
+
+    if run.exists("shards"):
+        return read_sidecars(run, ["uid"])["uid"]
+    return read_table(run, "curated", ["uid"])["uid"]
+
+
 def funnel(run: RunDir, n_kept: int) -> dict:
-    """Rows rejected per (stage, reason), most first, and the kept total."""
-    rejects = _table(run, "rejects", ["stage", "reason"])
-    rows = rejects.group_by(["stage", "reason"]).aggregate([([], "count_all")]).to_pylist()
+    """Rows rejected per (stage, reason), most first; per stage in pipeline order (rejected there, rows left after
+    it); and the kept total."""
+    rejects = read_table(run, "rejects", ["stage", "reason"])
+    # use_threads=False: a threaded group_by over a table read from S3 failed ("thread index 11 is out of range")
+    rows = rejects.group_by(["stage", "reason"], use_threads=False).aggregate([([], "count_all")]).to_pylist()
     rows.sort(key=lambda r: (-r["count_all"], r["stage"], r["reason"]))
+    per_stage: dict[str, int] = {}
+    for r in rows:
+        per_stage[r["stage"]] = per_stage.get(r["stage"], 0) + r["count_all"]
+    order = sorted(per_stage, key=lambda st: (STAGE_FUNNEL_ORDER.index(st) if st in STAGE_FUNNEL_ORDER else 99, st))
+    left, by_stage = rejects.num_rows + n_kept, []
+    for st in order:
+        left -= per_stage[st]
+        by_stage.append({"stage": st, "rejected": per_stage[st], "remaining": left})
     return {
         "input_rows": rejects.num_rows + n_kept,
         "kept": n_kept,
         "rejected": rejects.num_rows,
         "by_reason": [{"stage": r["stage"], "reason": r["reason"], "rows": r["count_all"]} for r in rows],
+        "by_stage": by_stage,
     }
 
 
 def accounting(run: RunDir, input_rows: int) -> dict:
     """Check the build invariant; raise `ClipforgeError` (the run fails loudly) if it breaks.
 
-    Every input row is exactly once in curated/ or rejects/; kept uids are unique; apart from `duplicate_url`
-    rejects (the other captions of a kept or rejected URL), each distinct uid appears exactly once overall.
-    Runs on the driver over the uid columns (fine to ~10^8 rows; larger runs should check per uid-hash partition).
+    Every input row is exactly once in the kept set (shard sidecars, or curated/ for a text-only build) or in
+    rejects/; kept uids are unique; apart from `duplicate_url` rejects (the other captions of a kept or rejected
+    URL), each distinct uid appears exactly once overall. Runs on the driver over the uid columns (fine to ~10^8
+    rows; larger runs should check per uid-hash partition).
     """
-    kept = _table(run, "curated", ["uid"])["uid"]
-    rejects = _table(run, "rejects", ["uid", "reason"])
+    kept = kept_uids(run)
+    rejects = read_table(run, "rejects", ["uid", "reason"])
     problems = []
     if len(kept) + rejects.num_rows != input_rows:
         problems.append(f"{input_rows} input rows but {len(kept)} kept + {rejects.num_rows} rejected")

@@ -84,3 +84,20 @@ class BalanceStage:
                 reasons[i] = BALANCED_OUT
         batch = batch.append_column("keep_prob", pa.array(probs, pa.float32(), mask=~live))
         return mark_rejected(batch, reasons, stage=self.name)
+
+
+PRE_BALANCE_SALT = 0x7072655F62616C  # "pre_bal": the pre-balance draws are independent of the final balance's
+
+
+class PreBalanceStage(BalanceStage):
+    """The optional cut before download: the balance rule at t_pre = oversample × t. Adds `keep_prob_pre`; rows
+    whose draws all miss are rejected as `balanced_out` by stage `pre_balance` (seed salted: independent draws)."""
+
+    name = "pre_balance"
+
+    def __init__(self, config: BalanceStageConfig) -> None:
+        super().__init__(config.model_copy(update={"seed": config.seed ^ PRE_BALANCE_SALT}))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = super().__call__(batch)
+        return out.rename_columns(["keep_prob_pre" if c == "keep_prob" else c for c in out.column_names])

@@ -42,6 +42,7 @@ def config(web, metadata, out, **balance):
     data = {
         "input": {"path": str(web / "candidates.parquet"), "rows_per_block": 200},
         "output": str(out),
+        "stages": ["text", "match", "balance"],
         "match": {"metadata": str(metadata)},
         "balance": balance or {"t": "auto"},
     }
@@ -143,7 +144,7 @@ def test_stats_on_a_non_run_is_a_clear_error(tmp_path):
 def test_build_dry_run_prints_the_plan(web, metadata, tmp_path):
     res = _cli(
         "build", "configs/base.yaml", "--dry-run", "--set", f"input.path={web}/candidates.parquet",
-        "--set", f"output={tmp_path}/r", "--set", f"match.metadata={metadata}",
+        "--set", f"output={tmp_path}/r", "--set", f"match.metadata={metadata}", "--set", "stages=[text,match,balance]",
     )
     assert res.returncode == 0, res.stderr
     assert "one_record_per_url" in res.stdout and "balance" in res.stdout and not (tmp_path / "r").exists()

@@ -1,0 +1,135 @@
+"""End-to-end build benchmark: `clipforge build` over a synthetic web on loopback, the whole DESIGN.md §1 graph.
+
+    python benchmarks/bench_build.py                     # 50,000 candidates
+    python benchmarks/bench_build.py --candidates 5000   # smaller
+
+The web is generated, then served from its own process (prewarmed, so rendering never limits). The build runs as
+the real CLI (`python -m pipeline.cli build CONFIG -q`) in a child process with its own local Ray (all cores); CPU and
+peak RSS are summed over that child's whole process tree from /proc (driver, raylet, GCS, every worker; RSS includes
+object-store mappings). Per-step seconds come from the run's manifest (`seconds_by_step`). Reported: candidates/s
+(input rows / wall), images/s (images downloaded and decoded / download-step seconds, and kept samples / wall).
+The machine is shared: wall figures swing with other jobs' load. Prints a Markdown block for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_download import TreeSampler  # noqa: E402
+
+COMMAND = "python benchmarks/bench_build.py"
+
+
+def write_config(work: Path, web: Path, args: argparse.Namespace) -> Path:
+    import yaml
+
+    from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES, TEXTURES
+
+    words = ["0", "1", "7", "a", "photo", "digit", "handwritten", *COLOURS, *SHAPES, *TEXTURES, *DIGIT_WORDS]
+    (work / "metadata.json").write_text(json.dumps(words + [f"{c} {s}" for c in COLOURS for s in SHAPES]))
+    cfg = {
+        "input": {"path": str(web / "candidates.parquet"), "rows_per_block": 2000},
+        "output": str(work / "run"),
+        "stages": ["text", "match", "pre_balance", "download", "dedup", "balance"],
+        "match": {"metadata": str(work / "metadata.json")},
+        "balance": {"oversample": 3.0},
+        "download": {
+            "fetch": {
+                "allow_cidrs": ["127.0.0.0/8"],
+                "deadline_s": 3.0,
+                "backoff_base_s": 0.1,
+                "per_host_concurrency": 64,
+            },
+            "threads": args.threads,
+            "rows_per_part": args.rows_per_part,
+        },
+        "image": {"image_size": args.image_size, "min_image_size": 32, "max_aspect_ratio": 4.5},
+        "dedup": {"eval_sets": [{"name": "synthetic", "path": str(web / "eval" / "synthetic.parquet")}]},
+        "shards": {"samples_per_shard": 1000},
+    }
+    path = work / "build.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--candidates", type=int, default=50_000)
+    p.add_argument("--threads", type=int, default=32, help="download threads per actor")
+    p.add_argument("--rows-per-part", type=int, default=2000)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--workdir", type=Path, default=None)
+    args = p.parse_args()
+
+    from infra.localweb.config import WebConfig
+    from infra.localweb.generate import generate
+    from infra.localweb.handle import LocalWebProcess
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_build_"))
+    web = work / "web"
+    t0 = time.monotonic()
+    generate(WebConfig(seed=0, n_candidates=args.candidates, slow_seconds=6.0), web)
+    print(f"web of {args.candidates} candidates generated in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+    cfg = write_config(work, web, args)
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    with LocalWebProcess(web, prewarm=min(args.candidates, 30_000), timeout=600):
+        t0 = time.monotonic()
+        cmd = [sys.executable, "-m", "pipeline.cli", "build", str(cfg), "-q", "--overwrite"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        with TreeSampler(proc.pid) as tree:
+            rc = proc.wait()
+        wall = time.monotonic() - t0
+    if rc != 0:
+        raise SystemExit(f"build failed with exit status {rc}")
+    manifest = json.loads((work / "run" / "manifest.json").read_text())
+    report(args, work, manifest, wall, tree)
+
+
+def report(args: argparse.Namespace, work: Path, m: dict, wall: float, tree: TreeSampler) -> None:
+    import pyarrow.parquet as pq
+
+    steps = m["seconds_by_step"]
+    stages = pq.read_table(work / "run" / "rejects", columns=["stage"])["stage"].to_pylist()
+    decoded = m["download"]["rows"] - sum(s in ("download", "images") for s in stages)
+    cpu = sum(tree.cpu_by_pid.values())
+    print(f"\n### Build end to end (`{COMMAND} --candidates {args.candidates}`)\n")
+    print(
+        f"{os.cpu_count()} cores (shared box), local Ray, synthetic web in its own process, "
+        f"{args.image_size} px output\n"
+    )
+    print(
+        "| candidates | downloaded | kept | shards | wall s | candidates/s | images/s (download step) | kept/s "
+        "| CPU s | peak RSS GiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    dl = steps.get("download", 0.0) or float("nan")
+    print(
+        f"| {m['counts']['input_rows']} | {m['download']['rows']} | {m['counts']['kept']} | {m['counts']['shards']} | "
+        f"{wall:.0f} | {m['counts']['input_rows'] / wall:.1f} | {decoded / dl:.1f} | "
+        f"{m['counts']['kept'] / wall:.1f} | "
+        f"{cpu:.0f} | {tree.peak_rss / 2**30:.2f} |"
+    )
+    print("\n| step | seconds | share |\n|---|---|---|")
+    total = sum(steps.values())
+    for name, s in steps.items():
+        print(f"| {name} | {s:.1f} | {s / total:.0%} |")
+    print(f"\n(decoded images: {decoded}; t = {m['balance'].get('t')}, t_pre = {m['balance'].get('t_pre')})")
+
+
+if __name__ == "__main__":
+    main()
