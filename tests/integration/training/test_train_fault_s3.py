@@ -4,6 +4,7 @@ checkpoint on the local S3 server; a driver re-run with the same name resumes in
 Data, checkpoints, logs and the export all live in the local S3 server (moto on loopback).
 """
 
+import json
 import os
 import signal
 import threading
@@ -52,6 +53,15 @@ def board_step(name: str) -> int:
         return 0
 
 
+def checkpoint_registered(fs, run_path: str) -> bool:
+    """Whether Ray Train's checkpoint manager snapshot in the run directory names a latest checkpoint."""
+    try:
+        state = json.loads(read_text(fs, f"{run_path}/checkpoint_manager_snapshot.json"))
+    except (OSError, ValueError):
+        return False
+    return state.get("latest_checkpoint_result") is not None
+
+
 def read_text(fs, path: str) -> str:
     with fs.open_input_stream(path) as f:
         return f.read().decode()
@@ -71,7 +81,14 @@ def s3_runs(ray_local, local_s3, tmp_path_factory):
     thread = threading.Thread(target=lambda: outcome.update(summary=run_training(cfg)), daemon=True)
     thread.start()
     deadline = time.time() + 300
-    while board_step(cfg.name) < KILL_AFTER and thread.is_alive() and time.time() < deadline:
+    # Kill only once step KILL_AFTER is past AND Ray Train's controller has registered a checkpoint (its snapshot
+    # file on storage names one): a checkpoint still being registered when the worker dies is rightly not restored
+    # from, and on a loaded machine registration can lag the training step by seconds.
+    while (
+        (board_step(cfg.name) < KILL_AFTER or not checkpoint_registered(fs, f"{bucket}/runs/fault"))
+        and thread.is_alive()
+        and time.time() < deadline
+    ):
         time.sleep(0.2)
     victims = session_train_workers()
     killed_at = board_step(cfg.name)
