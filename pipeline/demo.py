@@ -237,7 +237,8 @@ def _print_summary(s: dict, workdir: Path) -> None:
         f"{c.get('rejected')} rejected (every one with a stage and reason; accounting checked)"
     )
     t = s["train"]
-    say(f"train: {t['steps']} steps, {t['samples_seen']} samples seen, final loss {t['final_loss']:.3f}")
+    loss = f"{t['final_loss']:.3f}" if t["final_loss"] is not None else "n/a"
+    say(f"train: {t['steps']} steps, {t['samples_seen']} samples seen, final loss {loss}")
     for name, a in s["zeroshot"].items():
         ratio = a["acc1"] / a["chance_acc1"] if a["chance_acc1"] else 0
         say(
