@@ -275,7 +275,7 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its web, run and outputs.")] = Path("demo-out"),
     s3: Annotated[bool, typer.Option("--s3", help="Use the local S3 server as storage.")] = False,
     size: Annotated[int, typer.Option(help="Number of synthetic candidates.")] = 4000,
-    steps: Annotated[int, typer.Option(help="Training steps (global batch 64).")] = 400,
+    steps: Annotated[int, typer.Option(help="Training steps (global batch 64).")] = 900,
     verbose: VerboseOpt = False,
 ):
     """Run the main job end to end on the embedded default: a synthetic web on 127.0.0.1, a local Ray, build ->

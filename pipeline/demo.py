@@ -2,7 +2,7 @@
 
     synthetic web (generated, served on 127.0.0.1) + metadata (built offline, MetaCLIP sources)
     → `clipforge build` (configs/demo.yaml: text, match, download, dedup, balance → shards)
-    → `clipforge train` (configs/train.yaml: clipforge-tiny on Ray Train, CPU workers)
+    → `clipforge train` (configs/train.yaml: clipforge-tiny-rn on Ray Train, one CPU worker)
     → `clipforge eval` (digits + the web's held-out split, zero-shot)
     → `clipforge report` (RUN/report.html, with the training curves and the evaluation table)
 
@@ -35,7 +35,7 @@ def run_demo(
     workdir: Path,
     use_s3: bool = False,
     size: int = 4000,
-    steps: int = 400,
+    steps: int = 900,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also written to WORKDIR/demo_summary.json)."""

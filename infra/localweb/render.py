@@ -3,8 +3,11 @@
 An image is a pure function of (seed, image_id): its concept and texture come from `concepts`, its size from
 counter hashes (so the generator knows every size without rendering), and every drawing detail from
 `numpy.random.default_rng([seed, image_id])`. Variant 0 is the canonical JPEG; variants 1.. are near-duplicates of
-it (re-encoded, PNG, resized, cropped, darker). Digits are real scikit-learn handwritten digits, upscaled, tinted
-and noised; candidate images draw from the first 80 % of each class's samples, evaluation images from the rest.
+it (re-encoded, PNG, resized, cropped, darker). Digits are real scikit-learn handwritten digits, upscaled, centred,
+tinted and noised, in dark ink on the light background or (half of them) light chalk on a dark slate. They never
+use a sample of the `digits` benchmark's test split (evaluation.datasets.fixed_split), so zero-shot on `digits`
+measures transfer to unseen handwriting: candidate images draw from the first 75 % of each class's remaining
+samples, evaluation images from the rest.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from infra.localweb.rand import randint
 
 _SALT_W, _SALT_H = 201, 202
 TINY_SIDE = 8
-_DIGIT_TRAIN_FRACTION = 0.8
+_DIGIT_TRAIN_FRACTION = 0.75
 _NOISE_SIDE = 512
 _BLOTCH = 28
 _BIAS = 32  # offset that lets unsigned 8-bit images carry signed gradients and noise
 _INKS = ((20, 20, 30), (25, 35, 120), (120, 25, 25), (25, 85, 35))
+_CHALK_SHARE = 0.5  # digits drawn light-on-dark (a scanned slate / inverted scan) rather than dark ink on paper
 
 
 class Variant(NamedTuple):
@@ -223,11 +227,15 @@ def _rgb(c: np.ndarray) -> tuple[int, int, int]:
 
 @lru_cache(maxsize=1)
 def _digit_pools() -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """(images float32 (n, 8, 8) in 0..1, train indices per digit, eval indices per digit)."""
+    """(images float32 (n, 8, 8) in 0..1, train indices per digit, eval indices per digit). Samples in the `digits`
+    benchmark's test split are in neither pool."""
+    from evaluation.datasets import fixed_split  # numpy + PIL only; the rule that defines the benchmark's test split
+
     images, target = load_digit_images()
+    usable = ~fixed_split(target)
     train, evaluation = [], []
     for d in range(10):
-        idx = np.flatnonzero(target == d)
+        idx = np.flatnonzero((target == d) & usable)
         cut = int(len(idx) * _DIGIT_TRAIN_FRACTION)
         train.append(idx[:cut])
         evaluation.append(idx[cut:])
@@ -253,14 +261,22 @@ def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _draw_digit(img: Image.Image, rng: np.random.Generator, digit: int, evaluation: bool) -> None:
-    """Paint a real handwritten `digit` (upscaled, slightly rotated, dark ink) into `img` in place."""
+    """Paint a real handwritten `digit` into `img` in place: upscaled to 70-95 % of the short side, centred (a few
+    per cent of jitter, so a centre crop keeps it whole, as a scan would), slightly rotated; dark ink on the light
+    background, or with probability `_CHALK_SHARE` light chalk on a dark slate that covers the image."""
     w, h = img.size
     images, train, held_out = _digit_pools()
     pool = (held_out if evaluation else train)[digit]
     sample = images[pool[rng.integers(len(pool))]]
-    side = max(8, int(rng.uniform(0.6, 0.9) * min(w, h)))
+    short = min(w, h)
+    side = max(8, int(rng.uniform(0.7, 0.95) * short))
     glyph = Image.fromarray((sample * 255).astype(np.uint8), "L").resize((side, side), Image.Resampling.BICUBIC)
-    glyph = glyph.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR)
-    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    glyph = glyph.rotate(rng.uniform(-10, 10), resample=Image.Resampling.BILINEAR)
+    jitter = max(1, int(0.04 * short))
+    x0 = min(max(0, (w - side) // 2 + int(rng.integers(-jitter, jitter + 1))), w - side)
+    y0 = min(max(0, (h - side) // 2 + int(rng.integers(-jitter, jitter + 1))), h - side)
     ink = np.array(_INKS[rng.integers(len(_INKS))]) + rng.integers(-10, 11, 3)
+    if rng.random() < _CHALK_SHARE:
+        img.paste(_rgb(np.rint(rng.uniform(15, 60) + rng.uniform(-8, 8, 3))), (0, 0, w, h))
+        ink = np.rint(rng.uniform(200, 250) + rng.uniform(-15, 15, 3))
     img.paste(_rgb(ink), (x0, y0), mask=glyph)  # the glyph's intensity is the ink's opacity

@@ -24,6 +24,7 @@ from infra.localweb.render import (
     encode_variant,
     image_bytes,
     image_sizes,
+    load_digit_images,
     render_image,
     tiny_bytes,
     variant_sizes,
@@ -105,7 +106,35 @@ def test_eval_digits_come_from_held_out_samples():
     images, train, held_out = _digit_pools()
     assert images.shape == (1797, 8, 8) and images.max() == 1.0
     for d in range(10):
-        assert set(train[d]).isdisjoint(held_out[d]) and len(train[d]) > 3 * len(held_out[d]) > 0
+        assert set(train[d]).isdisjoint(held_out[d]) and len(train[d]) > 2.5 * len(held_out[d]) > 0
+
+
+def test_no_digit_of_the_digits_benchmark_test_split_is_on_the_web():
+    from evaluation.datasets import fixed_split
+
+    images, train, held_out = _digit_pools()
+    _, target = load_digit_images()
+    test = set(np.flatnonzero(fixed_split(target)).tolist())
+    used = {int(i) for pools in (train, held_out) for pool in pools for i in pool}
+    assert used.isdisjoint(test) and len(used) + len(test) == len(target)
+    for d in range(10):
+        assert (target[train[d]] == d).all() and (target[held_out[d]] == d).all()
+
+
+def test_digits_are_centred_and_come_in_both_polarities():
+    digit_ids = [i for i in range(400) if CONCEPTS[int(concepts_of(CFG, i)[0])].digit >= 0][:40]
+    dark_backgrounds = 0
+    for i in digit_ids:
+        grey = np.asarray(render_image(CFG, i).convert("L"), dtype=np.float32)
+        h, w = grey.shape
+        border = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+        dark_backgrounds += border < 100
+        ink = np.abs(grey - border) > 60
+        ys, xs = np.nonzero(ink)
+        assert len(xs) > 0.02 * w * h
+        s = min(w, h)  # the ink's centre sits in the middle of the image: a centre crop keeps the digit
+        assert abs(xs.mean() - w / 2) < 0.2 * s and abs(ys.mean() - h / 2) < 0.2 * s
+    assert 0.25 * len(digit_ids) < dark_backgrounds < 0.75 * len(digit_ids)
 
 
 def test_eval_concepts_are_balanced():
