@@ -6,7 +6,7 @@
 One synthetic web (Zipf-distributed concepts: the head concept holds ~24 % of rows, the bottom 20 concepts ~5 %)
 is built twice by the real `clipforge build`: (a) balanced — text, match, download, dedup, balance at t: auto —
 and (b) the same pool unbalanced — the same stages without `balance` (matched, downloaded, deduplicated, nothing
-capped). The same tiny CLIP (clipforge-tiny, configs/train.yaml) is trained on each for the same number of
+capped). The same tiny CLIP (configs/train.yaml's model) is trained on each for the same number of
 steps (= samples seen) with the same seed, then evaluated zero-shot on the web's held-out split: acc1 over all
 74 concepts and over the tail (the half of the concepts that are rarest among the candidates; the web's own
 `web.json` counts say which — ground truth used only here, never by the pipeline). Prints a Markdown block for
@@ -66,6 +66,12 @@ def _build_arm(web: Path, metadata: Path, run: str, balance: bool, build) -> dic
         return build(web, metadata, run, verbose=False)
     finally:
         demo.DEMO_BUILD = old
+
+
+def _model_name() -> str:
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / "train.yaml").read_text())["model"]["name"]
 
 
 def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.ndarray) -> dict:
@@ -149,7 +155,7 @@ def main() -> int:
         f"--steps {args.steps} --seeds {args.seeds}`\n"
     )
     print(
-        f"Kept rows: balanced {kept['balanced']}, unbalanced {kept['unbalanced']}; clipforge-tiny, "
+        f"Kept rows: balanced {kept['balanced']}, unbalanced {kept['unbalanced']}; {_model_name()}, "
         f"{args.steps} steps x 64 = {args.steps * 64} samples seen per run; zero-shot on the held-out split "
         f"({len(tail)} concepts, tail = the {int(tail.sum())} rarest).\n"
     )

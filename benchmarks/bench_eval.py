@@ -73,7 +73,7 @@ def _stub_captioning() -> bool:
     return True
 
 
-def side_cb(model_dir: str, wds_dir: str, threads: int, amp: bool, out_json: str) -> dict:
+def side_cb(model_dir: str, wds_dir: str, threads: int, amp: bool, out_json: str, workers: int = 4) -> dict:
     """CLIP_benchmark: its CLI's main_eval (model load, wds build, zero-shot eval, JSON write), timed."""
     import torch
 
@@ -83,7 +83,7 @@ def side_cb(model_dir: str, wds_dir: str, threads: int, amp: bool, out_json: str
 
     sys.argv = ["clip_benchmark", "eval", "--model", f"local-dir:{model_dir}", "--dataset", "wds/digits",
                 "--dataset_root", wds_dir, "--task", "zeroshot_classification", "--quiet",
-                "--output", out_json] + ([] if amp else ["--no_amp"])  # fmt: skip
+                "--output", out_json, "--num_workers", str(workers)] + ([] if amp else ["--no_amp"])  # fmt: skip
     _, base = cli.get_parser_args()
     start = time.perf_counter()
     cli.main_eval(base)
@@ -127,6 +127,7 @@ def _worker(python: str, side: str, args: argparse.Namespace, model_dir: Path, w
     cmd = [python, __file__, "--side", side, "--model-dir", str(model_dir), "--wds-dir", str(wds_dir),
            "--threads", str(args.threads), "--workdir", str(args.workdir)]  # fmt: skip
     cmd += (["--amp"] if args.amp else []) + ([] if args.workers is None else ["--workers", str(args.workers)])
+    cmd += ["--cb-workers", str(args.cb_workers)]
     env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if args.device == "cpu" else {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=args.workdir, env=env)
     if proc.returncode != 0:
@@ -164,11 +165,13 @@ def main_driver(args: argparse.Namespace) -> None:
         + (" --amp" if args.amp else "")
         + (f" --copies {args.copies}" if args.copies > 1 else "")
         + (f" --workers {args.workers}" if args.workers is not None else "")
+        + (f" --cb-workers {args.cb_workers}" if args.cb_workers != 4 else "")
     )
     cmd = f"`.venv/bin/python benchmarks/bench_eval.py --cb-python {args.cb_python} --repeats {args.repeats}{opts}`"
     precision = "amp" if args.amp else "fp32"
     workers = "auto" if args.workers is None else args.workers
-    where = f"{runs['ours'][0]['device']}, {precision}, {args.threads} threads, workers: ours {workers}, theirs 4"
+    where = f"{runs['ours'][0]['device']}, {precision}, {args.threads} threads"
+    where += f", workers: ours {workers}, theirs {args.cb_workers}"
     stub = " (pycocoevalcap stubbed)" if runs["cb"][0].get("stubbed") else ""
     print(
         f"| zero-shot eval, {args.model} (fitted proj.), digits wds ({n} img), {where} "
@@ -190,6 +193,7 @@ def main() -> None:
     p.add_argument("--amp", action="store_true", help="Autocast on both sides (CLIP_benchmark's default).")
     p.add_argument("--copies", type=int, default=1, help="Repeat the 1,797 digits this many times.")
     p.add_argument("--workers", type=int, default=None, help="clipforge's num_workers (default: its auto choice).")
+    p.add_argument("--cb-workers", type=int, default=4, help="CLIP_benchmark's --num_workers (its default: 4).")
     p.add_argument("--side", choices=["ours", "cb", "templates"], help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--wds-dir", help=argparse.SUPPRESS)
@@ -198,7 +202,7 @@ def main() -> None:
         print(json.dumps(side_ours(args.model_dir, args.wds_dir, args.threads, args.amp, args.workers)))
     elif args.side == "cb":
         out = str(Path(args.workdir) / "cb_result.json")
-        print(json.dumps(side_cb(args.model_dir, args.wds_dir, args.threads, args.amp, out)))
+        print(json.dumps(side_cb(args.model_dir, args.wds_dir, args.threads, args.amp, out, args.cb_workers)))
     elif args.side == "templates":
         print(json.dumps(side_templates()))
     else:
