@@ -40,7 +40,7 @@ demo: install
 	$(BIN)/clipforge demo
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
