@@ -68,12 +68,6 @@ def _build_arm(web: Path, metadata: Path, run: str, balance: bool, build) -> dic
         demo.DEMO_BUILD = old
 
 
-def _model_name() -> str:
-    import yaml
-
-    return yaml.safe_load((REPO / "configs" / "train.yaml").read_text())["model"]["name"]
-
-
 def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.ndarray) -> dict:
     from evaluation.datasets import load_benchmark
     from evaluation.embed import embed_images, embed_prompts
@@ -109,6 +103,7 @@ def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.n
     return {
         "arm": arm,
         "seed": seed,
+        "model": cfg.model.name,
         "acc1": float((pred == labels).mean()),
         "tail_acc1": float((pred[in_tail] == labels[in_tail]).mean()),
         "head_acc1": float((pred[~in_tail] == labels[~in_tail]).mean()),
@@ -155,7 +150,7 @@ def main() -> int:
         f"--steps {args.steps} --seeds {args.seeds}`\n"
     )
     print(
-        f"Kept rows: balanced {kept['balanced']}, unbalanced {kept['unbalanced']}; {_model_name()}, "
+        f"Kept rows: balanced {kept['balanced']}, unbalanced {kept['unbalanced']}; {rows[0]['model']}, "
         f"{args.steps} steps x 64 = {args.steps * 64} samples seen per run; zero-shot on the held-out split "
         f"({len(tail)} concepts, tail = the {int(tail.sum())} rarest).\n"
     )

@@ -20,8 +20,7 @@ from evaluation.templates import format_prompts
 
 
 class _Preprocessed(torch.utils.data.Dataset):
-    """Map-style dataset: item i is `preprocess(images[i])`, a float tensor [3, H, W] (or, with a `_Uint8Split`,
-    the uint8 RGB tensor before ToTensor + Normalize)."""
+    """Map-style dataset: item i is `preprocess(images[i])`, a float tensor [3, H, W]."""
 
     def __init__(self, images: ImageList, preprocess: Callable):
         self.images, self.preprocess = images, preprocess
@@ -31,49 +30,6 @@ class _Preprocessed(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.preprocess(self.images[i])
-
-
-class _Uint8Split:
-    """open_clip's eval transform, `Compose([..PIL ops.., MaybeToTensor|ToTensor, Normalize])`, cut in two: the PIL
-    ops (resize, crop, RGB) run per image and hand over a uint8 [3, H, W] tensor; `finish` does ToTensor's
-    `/255` and Normalize's `(x - mean) / std` on the whole batch in the main process. Same float32 operations in the
-    same order, so the result is bit-identical to the per-image transform, while workers ship 4x fewer bytes and
-    the batch arithmetic is vectorised (written here because torchvision has no batched ToTensor)."""
-
-    def __init__(self, prefix: Callable, mean: Sequence[float], std: Sequence[float]):
-        self.prefix = prefix
-        self.mean = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
-
-    def __call__(self, image) -> torch.Tensor:
-        pic = self.prefix(image)
-        if not (hasattr(pic, "mode") and pic.mode == "RGB"):  # only plain 8-bit RGB takes the uint8 road
-            raise TypeError(f"expected an RGB PIL image after the PIL ops, got {type(pic).__name__}")
-        return torch.from_numpy(np.array(pic, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
-
-    def finish(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-        x = batch.to(device, non_blocking=True).to(torch.float32).div(255)
-        return x.sub_(self.mean.to(device)).div_(self.std.to(device))
-
-    @classmethod
-    def of(cls, preprocess: Callable) -> _Uint8Split | None:
-        """The split form of `preprocess`, or None when it is not such a Compose (then it runs unchanged)."""
-        from torchvision import transforms as T
-
-        steps = getattr(preprocess, "transforms", None)
-        if not isinstance(preprocess, T.Compose) or not steps or len(steps) < 2:
-            return None
-        to_tensor, norm = steps[-2], steps[-1]
-        if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor") or not isinstance(norm, T.Normalize):
-            return None
-        if norm.inplace or any(isinstance(t, (T.ToTensor, T.Normalize)) for t in steps[:-2]):
-            return None
-        mode_ok = all(type(t).__name__ in _PIL_STEPS for t in steps[:-2])
-        return cls(T.Compose(list(steps[:-2])), norm.mean, norm.std) if mode_ok else None
-
-
-# PIL-in, PIL-out transforms the uint8 road accepts before ToTensor (open_clip's eval transforms use these).
-_PIL_STEPS = {"Resize", "CenterCrop", "MaybeConvertMode", "ResizeKeepRatio", "CenterCropOrPad"}
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -120,9 +76,8 @@ def embed_images(
     """
     if num_workers is None:
         num_workers = auto_workers(len(images), batch_size)
-    split = _Uint8Split.of(preprocess)
     loader = torch.utils.data.DataLoader(
-        _Preprocessed(images, split or preprocess),
+        _Preprocessed(images, preprocess),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -132,8 +87,7 @@ def embed_images(
     net = _unwrap(model)
     with inference(net, amp) as device:
         for batch in loader:
-            x = split.finish(batch, device) if split else batch.to(device, non_blocking=True)
-            feats = net.encode_image(x)
+            feats = net.encode_image(batch.to(device, non_blocking=True))
             out.append(F.normalize(feats.float(), dim=-1).cpu())
     if not out:
         return np.zeros((0, 0), dtype=np.float32)

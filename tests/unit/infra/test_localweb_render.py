@@ -112,7 +112,7 @@ def test_eval_digits_come_from_held_out_samples():
 def test_no_digit_of_the_digits_benchmark_test_split_is_on_the_web():
     from evaluation.datasets import fixed_split
 
-    images, train, held_out = _digit_pools()
+    _, train, held_out = _digit_pools()
     _, target = load_digit_images()
     test = set(np.flatnonzero(fixed_split(target)).tolist())
     used = {int(i) for pools in (train, held_out) for pool in pools for i in pool}
