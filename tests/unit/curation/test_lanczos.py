@@ -1,0 +1,84 @@
+"""`curation.lanczos`: Pillow's 8-bit LANCZOS resize, bit for bit, on every kind of shape; and the fallback when
+the installed Pillow computes otherwise."""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import curation.phash as ph
+from curation import lanczos
+from curation.lanczos import _horizontal_first, resize_stack
+
+LANCZOS = Image.Resampling.LANCZOS
+
+
+def pil(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(arr).resize(size, LANCZOS))
+
+
+def test_installed_pillow_is_reproduced():
+    assert lanczos.exact((32, 32)) and lanczos.exact((17, 45))
+
+
+def test_both_pass_orders_and_edge_shapes_to_32():
+    rng = np.random.default_rng(7)
+    shapes = [(h, w) for h in (1, 2, 31, 32, 33, 54, 100, 129, 427, 1500) for w in (1, 3, 20, 32, 64, 128, 640, 2000)]
+    orders = set()
+    for h, w in shapes:
+        arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        orders.add(_horizontal_first(w, h, 32, 32))
+        assert np.array_equal(resize_stack(arr[None], (32, 32))[0], pil(arr, (32, 32))), (h, w)
+    assert orders == {True, False}
+
+
+def test_a_stack_equals_each_image_alone():
+    rng = np.random.default_rng(8)
+    stack = rng.integers(0, 256, (9, 70, 90), dtype=np.uint8)
+    out = resize_stack(stack, (32, 32))
+    assert out.shape == (9, 32, 32) and out.dtype == np.uint8
+    for i in range(9):
+        assert np.array_equal(out[i], pil(stack[i], (32, 32)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 700),
+    w=st.integers(1, 700),
+    out_w=st.integers(1, 80),
+    out_h=st.integers(1, 80),
+    seed=st.integers(0, 2**32 - 1),
+    flat=st.booleans(),
+)
+def test_random_shapes_and_sizes_match_pillow(h, w, out_w, out_h, seed, flat):
+    rng = np.random.default_rng(seed)
+    arr = np.full((h, w), rng.integers(0, 256), np.uint8) if flat else rng.integers(0, 256, (h, w), dtype=np.uint8)
+    assert np.array_equal(resize_stack(arr[None], (out_w, out_h))[0], pil(arr, (out_w, out_h)))
+
+
+def test_extreme_contrast_saturates_like_pillow():
+    """Lanczos lobes overshoot on hard edges: the clip to 0..255 must match."""
+    arr = np.zeros((300, 300), np.uint8)
+    arr[:, ::2] = 255
+    arr[::3] = 0
+    assert np.array_equal(resize_stack(arr[None], (32, 32))[0], pil(arr, (32, 32)))
+    assert np.array_equal(resize_stack(arr[None], (500, 41))[0], pil(arr, (500, 41)))
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="uint8"):
+        resize_stack(np.zeros((1, 4, 4), np.float32), (2, 2))
+    with pytest.raises(ValueError, match="positive"):
+        resize_stack(np.zeros((1, 4, 4), np.uint8), (0, 2))
+
+
+def test_phash_falls_back_to_pillow_when_it_is_not_reproduced(monkeypatch):
+    rng = np.random.default_rng(9)
+    images = [Image.fromarray(rng.integers(0, 256, (50 + i, 80, 3), dtype=np.uint8)) for i in range(6)]
+    monkeypatch.setattr(lanczos, "exact", lambda size=(32, 32): False)
+    monkeypatch.setattr(lanczos, "resize_stack", lambda *a: pytest.fail("must not be used"))
+    assert ph.to_hex(ph.phash64(images)) == [str(imagehash.phash(im)) for im in images]
