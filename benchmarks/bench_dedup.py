@@ -91,7 +91,7 @@ def bench_hash_only(n: int) -> list[str]:
         t_pix = cpu(lambda imgs=imgs: [phash_pixels(im) for im in imgs]) / n
         lines.append(
             f"| pHash, hash only, decoded {size[0]}×{size[1]} | imagehash.phash {t_ref * 1e6:.0f} µs | "
-            f"phash64 {t_ours * 1e6:.0f} µs (PIL convert+LANCZOS {t_pix * 1e6:.0f} µs of it) | "
+            f"phash64 {t_ours * 1e6:.0f} µs (grayscale + 32×32 LANCZOS {t_pix * 1e6:.0f} µs of it) | "
             f"**{t_ref / t_ours:.1f}×** | `{COMMAND}` |"
         )
     return lines
