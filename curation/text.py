@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 import ftfy
 import pyarrow as pa
 
+from curation.ftfy_identity import unchanged_by_ftfy
 from pipeline.config import StrictModel
 
 TextBatch = Sequence[str | None] | pa.Array | pa.ChunkedArray
@@ -27,7 +28,8 @@ SPACED_CONTROLS = ("\t", "\n", "\r")
 
 # Characters for which ftfy.fix_text is provably the identity up to whitespace: printable ASCII except "&"
 # (HTML entities), plus \t \n \x0c \r (ftfy keeps or turns them into "\n"; we collapse them to " " anyway).
-# Everything else (non-ASCII, "&", other C0 controls, DEL) takes the ftfy path. Tested against ftfy itself.
+# Everything else (non-ASCII, "&", other C0 controls, DEL) takes the ftfy path unless `unchanged_by_ftfy` proves
+# ftfy would return it as is (curation/ftfy_identity.py). Both are tested against ftfy itself.
 _NEEDS_FTFY = re.compile(r"[^\t\n\x0c\r\x20-\x25\x27-\x7e]")
 
 
@@ -68,7 +70,7 @@ def normalize_text(text: str | None) -> str | None:
     every run of `str.split()` whitespace collapsed to one space and the ends stripped. None stays None."""
     if text is None:
         return None
-    if _NEEDS_FTFY.search(text) is not None:
+    if _NEEDS_FTFY.search(text) is not None and not unchanged_by_ftfy(text):
         text = ftfy.fix_text(text)
     return " ".join(text.split())
 
