@@ -109,20 +109,33 @@ def preflight(cfg: BuildConfig) -> int | None:
     return sum(known) if len(known) == len(rows) else None
 
 
+# Knobs that change how fast a build runs, never what it writes: a resumed run may change them (more download
+# threads for the rest of a crawl, as img2dataset users change thread_count between runs).
+EXECUTION_ONLY: tuple[tuple[str, str], ...] = (("download", "threads"),)
+
+
+def resume_identity(cfg: BuildConfig) -> str:
+    """config_hash of `cfg` without the EXECUTION_ONLY knobs: two configs with the same identity write the same run."""
+    blanked = {section: getattr(cfg, section).model_copy(update={key: 0}) for section, key in EXECUTION_ONLY}
+    return config_hash(cfg.model_copy(update=blanked))
+
+
 def open_run(cfg: BuildConfig, run: RunDir, say: Say) -> dict | None:
     """The manifest if the run is already complete (same config); None after recording config.yaml for a new or
-    resumed run. A run directory started with another config is an error, unless `--overwrite`."""
+    resumed run. A run directory started with another config (other than in EXECUTION_ONLY knobs) is an error,
+    unless `--overwrite`."""
     if run.exists("config.yaml"):
         from pipeline.config import load_config
 
         try:
-            old = config_hash(load_config(BuildConfig, run.path("config.yaml")))
+            old = resume_identity(load_config(BuildConfig, run.path("config.yaml")))
         except ClipforgeError:
             old = None
-        if old != config_hash(cfg):
+        if old != resume_identity(cfg):
+            only = ", ".join(f"{s}.{k}" for s, k in EXECUTION_ONLY)
             raise ClipforgeError(
                 f"run directory {cfg.output!r} was started with a different config (config.yaml there differs); "
-                "re-run with the same config to resume, or pass --overwrite to start again"
+                f"re-run with the same config to resume (only {only} may change), or pass --overwrite to start again"
             )
     if run.exists("manifest.json") and run.read_json("manifest.json").get("status") == "complete":
         say(f"{cfg.output} is already complete (manifest.json); nothing to do. Use --overwrite to rebuild.")

@@ -84,8 +84,11 @@ def test_killed_build_resumes_without_redoing_parts(tmp_path):
         time.sleep(5)  # a Ray worker in the middle of a part may still commit it (atomically) as it goes down
         before = committed(out)
         assert not (out / "manifest.json").exists()
-        res = cli("build", str(cfg))
+        # an execution-only knob may change on resume: the rest of the crawl with more threads
+        res = cli("build", str(cfg), "--set", "download.threads=24")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "resuming the unfinished run" in res.stdout
+    assert yaml.safe_load((out / "config.yaml").read_text())["download"]["threads"] == 24
     m = re.search(
         r"download: \d+ rows in (\d+) parts; (\d+) committed by an earlier run, (\d+) to download", res.stdout
     )
@@ -158,3 +161,4 @@ def test_config_mismatch_with_an_unfinished_run(inputs):
     (out / "config.yaml").write_text("output: elsewhere\n")
     res = cli("build", "--set", f"input.path={good}", "--set", f"output={out}", "--set", f"match.metadata={meta}")
     assert res.returncode == 2 and "different config" in res.stderr and "--overwrite" in res.stderr
+    assert "only download.threads may change" in res.stderr
