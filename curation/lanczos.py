@@ -8,9 +8,10 @@ Pillow's rounding (OpenCV, scikit-image and torchvision all use other kernels or
 
 Why it is exact, step by step (Pillow 13 `src/libImaging/Resample.c`):
 - Coefficients: `precompute_coeffs` evaluates the Lanczos-3 kernel in C doubles, normalises each output's taps to
-  sum 1 and `normalize_coeffs_8bpc` rounds them to integers with 22 fractional bits. `_coefficients` repeats the
-  same double operations in the same order in Python (whose floats are C doubles and whose `math.sin` is the C
-  library's), so it yields the same integers. They depend only on (input size, output size) and are cached.
+  sum 1 and `normalize_coeffs_8bpc` rounds them to integers with 22 fractional bits. `_Axis` repeats the same
+  double operations in the same order with NumPy (IEEE-rounded, unfused), the sines from the C library through
+  `math.sin` and the tap sum as a left-to-right running sum, so it yields the same integers. They depend only on
+  (input size, output size) and are cached.
 - Sums: a pass computes `(2**21 + Σ k·pixel) >> 22`, clipped to 0..255. Every product k·pixel is an integer below
   2**31 and every partial sum is bounded by Σ|k|·255 < 2**31, so float64 (53-bit mantissa) holds every partial
   sum exactly in whatever order BLAS adds them; zeros outside a tap window add nothing. Dividing by 2**22 is exact
@@ -38,53 +39,60 @@ _DENSE_UP_TO = 128  # input sides up to this use one dense product; above, produ
 _BAND = 8  # outputs per band: fewer multiplications by zero, products still large enough for BLAS
 
 
-def _lanczos(x: float) -> float:
-    """Pillow's `lanczos_filter`: sinc(x)·sinc(x/3) on [-3, 3), the same double operations."""
-    if -3.0 <= x < 3.0:
-        return _sinc(x) * _sinc(x / 3)
-    return 0.0
+def _sin_pi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x·π, sin(x·π)) elementwise, the sine from the C library (`math.sin`) as Pillow's C code calls it; NumPy's
+    own vectorised sine may differ in the last bit on some CPUs, and a coefficient must not."""
+    arg = x * math.pi
+    return arg, np.fromiter(map(math.sin, arg.ravel().tolist()), dtype=np.float64, count=arg.size).reshape(arg.shape)
 
 
-def _sinc(x: float) -> float:
-    if x == 0.0:
-        return 1.0
-    x = x * math.pi
-    return math.sin(x) / x
+def _lanczos(x: np.ndarray) -> np.ndarray:
+    """Pillow's `lanczos_filter` elementwise: sinc(x)·sinc(x/3) on [-3, 3), 0 elsewhere; sinc(0) = 1. Same double
+    operations in the same order as the C code (NumPy's +, −, ×, ÷ are IEEE-rounded like C's, never fused)."""
+    out = np.zeros_like(x)
+    inside = (x >= -3.0) & (x < 3.0)
+    v = x[inside]
+    sinc = []
+    for t in (v, v / 3):
+        arg, s = _sin_pi(t)
+        nonzero = t != 0.0
+        sinc.append(np.where(nonzero, s / np.where(nonzero, arg, 1.0), 1.0))
+    out[inside] = sinc[0] * sinc[1]
+    return out
 
 
 class _Axis:
     """Fixed-point taps for resampling one axis from `n_in` to `n_out` samples, as a dense (n_in, n_out) matrix
-    (zeros outside each output's window) plus the band split and the first/last input sample used."""
+    (zeros outside each output's window) plus the band split and the first/last input sample used.
+    `precompute_coeffs` + `normalize_coeffs_8bpc`, vectorised over outputs and taps."""
 
     def __init__(self, n_in: int, n_out: int) -> None:
         scale = float(n_in) / n_out
         filterscale = max(scale, 1.0)
         support = _SUPPORT * filterscale
         ss = 1.0 / filterscale
+        center = (np.arange(n_out, dtype=np.float64) + 0.5) * scale
+        lo = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)  # C's (int): toward zero
+        hi = np.minimum(np.trunc(center + support + 0.5), n_in).astype(np.int64)
+        ksize = max(int((hi - lo).max(initial=0)), 1)
+        tap = np.arange(ksize, dtype=np.int64)[None, :]
+        valid = tap < (hi - lo)[:, None]
+        w = _lanczos(((tap + lo[:, None]).astype(np.float64) - center[:, None] + 0.5) * ss)
+        w[~valid] = 0.0
+        ww = np.cumsum(w, axis=1)[:, -1]  # a running sum, left to right, as the C loop adds them (+0.0 is exact)
+        k = np.where(ww[:, None] != 0.0, w / np.where(ww == 0.0, 1.0, ww)[:, None], w)
+        scaled = k * float(1 << PRECISION_BITS)
+        fixed = np.trunc(np.where(k < 0, -0.5 + scaled, 0.5 + scaled))  # C's (int) truncates toward zero
         matrix = np.zeros((n_in, n_out), dtype=np.float64)
-        lo, hi = [], []
-        for xx in range(n_out):
-            center = (xx + 0.5) * scale
-            xmin = max(int(center - support + 0.5), 0)
-            xmax = min(int(center + support + 0.5), n_in) - xmin
-            weights = [_lanczos(((x + xmin) - center + 0.5) * ss) for x in range(xmax)]
-            ww = 0.0
-            for w in weights:
-                ww += w  # sequential, as the C loop adds them
-            for x, w in enumerate(weights):
-                k = w / ww if ww != 0.0 else w
-                # normalize_coeffs_8bpc: C's (int) truncates toward zero, as Python's int() does
-                fixed = -0.5 + k * (1 << PRECISION_BITS) if k < 0 else 0.5 + k * (1 << PRECISION_BITS)
-                matrix[xmin + x, xx] = int(fixed)
-            lo.append(xmin)
-            hi.append(xmin + xmax)
+        rows, cols = np.nonzero(valid)
+        matrix[tap[0, cols] + lo[rows], rows] = fixed[rows, cols]
         self.matrix = matrix
-        self.first, self.last = lo[0], hi[-1]
+        self.first, self.last = int(lo[0]), int(hi[-1])
         step = n_out if n_in <= _DENSE_UP_TO else _BAND
         self.bands = []
         for b0 in range(0, n_out, step):
             b1 = min(b0 + step, n_out)
-            a, b = min(lo[b0:b1]), max(hi[b0:b1])
+            a, b = int(lo[b0:b1].min()), int(hi[b0:b1].max())
             self.bands.append((b0, b1, a, b, np.ascontiguousarray(matrix[a:b, b0:b1])))
 
 
