@@ -87,3 +87,14 @@ def test_an_alternative_it_cannot_bound_turns_the_fast_path_off(monkeypatch):
     assert fi._badness_sets() is None
     monkeypatch.setattr(ftfy.badness, "BADNESS_RE", re.compile("[a-z]é|x[ÃÂ]"))
     assert fi._badness_sets() == {"é", "Ã", "Â"}
+
+
+def test_the_proof_covers_every_step_of_this_ftfys_loop():
+    """If an ftfy upgrade adds a fixer to fix_and_explain's loop, the proof must be revisited: fail loudly."""
+    import inspect
+
+    source = inspect.getsource(ftfy.fix_and_explain)
+    loop = re.search(r"for fixer in \[(.*?)\]", source, re.S).group(1)
+    steps = set(re.findall(r'"(\w+)"', loop)) | set(re.findall(r'_try_fix\(\s*"(\w+)"', source))
+    assert steps == {f.__name__ for f in fi._char_fixers()}
+    assert "fix_encoding(text)" in source and "unicodedata.normalize(config.normalization" in source
