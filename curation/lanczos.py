@@ -86,7 +86,7 @@ class _Axis:
         matrix = np.zeros((n_in, n_out), dtype=np.float64)
         rows, cols = np.nonzero(valid)
         matrix[tap[0, cols] + lo[rows], rows] = fixed[rows, cols]
-        self.matrix = matrix
+        self.n_out = n_out
         self.first, self.last = int(lo[0]), int(hi[-1])
         step = n_out if n_in <= _DENSE_UP_TO else _BAND
         self.bands = []
@@ -94,9 +94,10 @@ class _Axis:
             b1 = min(b0 + step, n_out)
             a, b = int(lo[b0:b1].min()), int(hi[b0:b1].max())
             self.bands.append((b0, b1, a, b, np.ascontiguousarray(matrix[a:b, b0:b1])))
+        self.matrix = matrix if len(self.bands) == 1 else None  # banded axes keep only their bands (cache memory)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # ≤ ~100 KiB each: distinct image sides of a crawl, tens of MiB at most
 def _axis(n_in: int, n_out: int) -> _Axis:
     return _Axis(n_in, n_out)
 
@@ -113,7 +114,7 @@ def _horizontal(a: np.ndarray, axis: _Axis) -> np.ndarray:
     """(n, rows, W) → (n, rows, W_out), each row resampled."""
     if len(axis.bands) == 1:
         return _round(a @ axis.matrix)
-    out = np.empty(a.shape[:-1] + (axis.matrix.shape[1],), dtype=np.float64)
+    out = np.empty(a.shape[:-1] + (axis.n_out,), dtype=np.float64)
     for b0, b1, lo, hi, m in axis.bands:
         np.matmul(a[..., lo:hi], m, out=out[..., b0:b1])
     return _round(out)
@@ -121,7 +122,7 @@ def _horizontal(a: np.ndarray, axis: _Axis) -> np.ndarray:
 
 def _vertical(a: np.ndarray, axis: _Axis, offset: int = 0) -> np.ndarray:
     """(n, rows, W) → (n, H_out, W), each column resampled; row 0 of `a` is input row `offset`."""
-    n_out = axis.matrix.shape[1]
+    n_out = axis.n_out
     if len(axis.bands) == 1:
         return _round(np.matmul(axis.matrix[offset : offset + a.shape[1]].T, a))
     out = np.empty((a.shape[0], n_out, a.shape[2]), dtype=np.float64)
