@@ -12,6 +12,9 @@ Sides, each in its own child process (the web server is another process, prewarm
   fused  clipforge `FetchImagesStage` on a local Ray with 2 CPUs (each thread fetches its URL through the safe
          fetcher, then decodes, resizes, encodes, sha256s and pHashes it); written as parquet.
   split  clipforge `DownloadStage` → `ImagesStage` (two operators; bodies cross the object store).
+  parts  what `clipforge build` runs: rows hashed into download parts of --rows-per-part (1,000, the build's
+         default), `map_groups` calls `DownloadPartStage` once per part, which fetches and processes the part as
+         `fused` does and writes it to parquet itself; only a one-row summary returns through Ray.
 Same fault-free URLs (distinct, cycling over `--images` prewarmed images), same size and resize mode, same filter
 (box = img2dataset's default "area"), same thread count; per-host politeness cap lifted to the thread count.
 
@@ -148,6 +151,22 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
     image = ImageConfig(
         image_size=args.image_size, resize_mode="center_crop", resample="box", min_image_size=1, max_aspect_ratio=100
     )
+    if side == "parts":  # what `clipforge build` runs: whole parts fetched, processed and written by the actor
+        import math
+
+        from curation.text import url_uids
+        from pipeline.build_images import MAX_GROUP_PARTITIONS
+        from pipeline.stages.base import apply_group_stage
+        from pipeline.stages.download_parts import DownloadPartsConfig, DownloadPartStage, add_part_column
+
+        n_parts = max(1, math.ceil(n / args.rows_per_part))
+        cfg = DownloadPartsConfig(fetch=FetchImagesConfig(download=download, image=image), out_dir=str(out))
+        ds = ray.data.read_parquet(str(urls)).map_batches(
+            lambda b: b.append_column("uid", url_uids(b["url"])), batch_format="pyarrow"
+        )
+        ds = run_stages(ds, [StageSpec(add_part_column, n_parts)])
+        done = apply_group_stage(ds, "part", StageSpec(DownloadPartStage, cfg), min(n_parts, MAX_GROUP_PARTITIONS))
+        return sum(row["ok"] for row in done.take_all())
     if side == "fused":
         specs = [StageSpec(FetchImagesStage, FetchImagesConfig(download=download, image=image), args.batch)]
     else:
@@ -209,7 +228,7 @@ def make_web(work: Path, args: argparse.Namespace) -> Path:
 def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, dict]:
     """Run one side in a child process; its per-job JSON lines by job name."""
     cmd = [sys.executable, __file__, "--child", side, "--work", str(work)]
-    for key in ("n", "small", "images", "image_size", "threads", "processes", "cpus", "batch"):
+    for key in ("n", "small", "images", "image_size", "threads", "processes", "cpus", "batch", "rows_per_part"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     jobs = {}
@@ -240,6 +259,7 @@ LABELS = {
     "i2d": "img2dataset 1.47 (no pHash)",
     "fused": "clipforge FetchImagesStage (+ sha256, pHash)",
     "split": "clipforge DownloadStage → ImagesStage (+ pHash)",
+    "parts": "clipforge build's download parts (fused, written by the actor)",
 }
 
 
@@ -278,8 +298,9 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=2, help="img2dataset processes_count")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
     p.add_argument("--batch", type=int, default=100, help="rows per Ray Data batch (and block)")
+    p.add_argument("--rows-per-part", type=int, default=1000, help="parts side: rows per part (build default)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split")
+    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split, parts")
     p.add_argument("--quick", action="store_true", help="smoke test: 1,200 URLs over 200 images")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
