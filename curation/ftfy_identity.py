@@ -17,7 +17,7 @@ proves that, by covering each step of ftfy's `fix_and_explain` loop (ftfy 6.3, d
    no fast path (`identity_pattern()` returns None) rather than a wrong one.
 3. NFC normalisation: checked exactly at run time with `unicodedata.is_normalized`.
 When every step is the identity, `fix_and_explain` stops after one pass and `fix_text` joins its unchanged
-segments, so the caption is returned as is. `tests/unit/curation/test_text.py` compares with ftfy itself.
+segments, so the caption is returned as is. `tests/unit/curation/test_ftfy_identity.py` compares with ftfy.
 
 Written by hand because ftfy has no "would anything change?" query; its own `is_bad` alone costs ~15 µs.
 """
