@@ -274,6 +274,15 @@ def submit_list(address: AddressOpt = None):
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its web, run and outputs.")] = Path("demo-out"),
     s3: Annotated[bool, typer.Option("--s3", help="Use the local S3 server as storage.")] = False,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            metavar="URL",
+            help="Implies --s3: use the S3-compatible server at URL (bucket clipforge-demo, created if absent; "
+            "credentials from the AWS environment) instead of starting one.",
+        ),
+    ] = None,
     size: Annotated[int, typer.Option(help="Number of synthetic candidates.")] = 4000,
     steps: Annotated[int, typer.Option(help="Training steps (global batch 64).")] = 900,
     verbose: VerboseOpt = False,
@@ -282,7 +291,7 @@ def demo(
     train -> eval -> report."""
     from pipeline.demo import run_demo
 
-    run_demo(workdir=workdir, use_s3=s3, size=size, steps=steps, verbose=verbose)
+    run_demo(workdir=workdir, use_s3=s3, size=size, steps=steps, verbose=verbose, s3_endpoint=s3_endpoint)
 
 
 metadata_app = typer.Typer(help="Build or inspect MetaCLIP-format metadata (entry lists).", no_args_is_help=True)

@@ -7,7 +7,9 @@
     → `clipforge report` (RUN/report.html, with the training curves and the evaluation table)
 
 Each step is the same code path the CLI command runs. With `--s3` the run directory, the training run and the
-evaluation results live on a local S3 server started for the demo, and the report reads them from there. The
+evaluation results live on a local S3 server started for the demo, and the report reads them from there; with
+`--s3-endpoint URL` they go to bucket `clipforge-demo` (created if absent) on the S3-compatible server at URL instead,
+which outlives the demo (credentials and region from the usual AWS environment). The
 summary (also WORKDIR/demo_summary.json) gives the funnel, the accounting check, the model's accuracy against
 chance on both benchmarks and the report's path.
 """
@@ -25,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_BUILD = REPO / "configs" / "demo.yaml"
 DEMO_TRAIN = REPO / "configs" / "train.yaml"
 TRAIN_NAME = "demo-tiny"
+BUCKET = "clipforge-demo"
 
 
 def say(msg: str) -> None:
@@ -37,8 +40,13 @@ def run_demo(
     size: int = 4000,
     steps: int = 900,
     verbose: bool = False,
+    s3_endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Run the demo and return its summary (also written to WORKDIR/demo_summary.json)."""
+    """Run the demo and return its summary (also written to WORKDIR/demo_summary.json). `s3_endpoint` (implies
+    `use_s3`): use the S3-compatible server there instead of starting one; a bad URL is a `ClipforgeError`."""
+    if s3_endpoint is not None:
+        s3_endpoint = check_endpoint(s3_endpoint)
+        use_s3 = True
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
     from infra.localweb.handle import serve_in_thread
@@ -57,7 +65,7 @@ def run_demo(
     # The local Ray recycles idle task processes down to its soft limit (= CPUs) between training epochs; each
     # new one re-imports open_clip. A few warm spares make epochs much cheaper on 2 cores (docs/training.md).
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
-    with serve_in_thread(web_dir) as web, _storage(workdir, use_s3) as root:
+    with serve_in_thread(web_dir) as web, _storage(workdir, use_s3, s3_endpoint) as root:
         say(f"synthetic web of {size} candidates at {web.base_url}; metadata {metadata}")
         info = init_ray(verbose=verbose)
         say(f"Ray: {'local' if info.local else 'cluster'} at {info.address}, {info.num_cpus:g} CPUs")
@@ -97,16 +105,73 @@ def _metadata(workdir: Path) -> Path:
     return path
 
 
+def check_endpoint(url: str) -> str:
+    """`url` without a trailing slash if it is an `http://` or `https://` server root, else a `ClipforgeError`."""
+    from urllib.parse import urlsplit
+
+    from pipeline.errors import ClipforgeError
+
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as e:
+        raise ClipforgeError(f"--s3-endpoint {url!r} is not a valid URL: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise ClipforgeError(
+            f"--s3-endpoint {url!r} must be an http:// or https:// server root, e.g. http://127.0.0.1:9000"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def endpoint_env(url: str) -> dict[str, str]:
+    """The variables that point boto3 and clipforge's storage at `url`; credentials and region stay as they are in
+    the environment. Checksums only when required (what S3-compatible servers accept) unless already set."""
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url}
+    for var in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
+        env[var] = os.environ.get(var) or "when_required"
+    return env
+
+
+def _ensure_bucket(name: str) -> str:
+    """Create bucket `name` on the endpoint of the environment unless it exists; return `s3://name`."""
+    from botocore.exceptions import ClientError
+
+    from pipeline.storage import Uri, exists, s3_client
+    from pipeline.storage.s3 import s3_errors
+
+    uri = Uri.parse(f"s3://{name}")
+    if not exists(str(uri)):
+        client = s3_client()
+        region = client.meta.region_name
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        with s3_errors(uri):
+            try:
+                client.create_bucket(**kwargs)
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                    raise
+    return str(uri)
+
+
 @contextlib.contextmanager
-def _storage(workdir: Path, use_s3: bool):
-    """The root of the demo's outputs: WORKDIR locally, or a bucket on a local S3 server started for the demo."""
+def _storage(workdir: Path, use_s3: bool, endpoint: str | None = None):
+    """The root of the demo's outputs: WORKDIR locally, a bucket on the S3-compatible server at `endpoint`, or a
+    bucket on a local S3 server started for the demo."""
     if not use_s3:
         yield str(workdir)
+        return
+    if endpoint is not None:
+        with _env(endpoint_env(endpoint)):
+            root = _ensure_bucket(BUCKET) + "/demo"
+            say(f"S3 at {endpoint}; outputs go to {root}")
+            yield root
         return
     from infra.locals3.server import LocalS3
 
     with LocalS3() as s3:
-        root = s3.create_bucket("clipforge-demo") + "/demo"
+        root = s3.create_bucket(BUCKET) + "/demo"
         say(f"local S3 at {s3.endpoint_url}; outputs go to {root}")
         with _env(s3.env()):
             yield root

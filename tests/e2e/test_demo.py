@@ -1,13 +1,24 @@
 """`clipforge demo` end to end, small: synthetic web on loopback → build → train → eval → report, local and on S3.
 
 The full-size demo (4,000 candidates, 400 steps) is what `make demo` runs; its figures are in README. Here the web
-and the training are small enough for CI, and the assertions are about the loop being whole and consistent.
+and the training are small enough for CI, and the assertions are about the loop being whole and consistent. The S3
+run goes to the session's local S3 (`--s3-endpoint`), so its objects are checked after the demo exits: shards,
+sidecars, rejects, stats and manifest as objects, accounting, and the trainer's reader reading a shard back.
 """
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.demo import BUCKET, TRAIN_NAME
+from pipeline.storage import filesystem, list_uris, read_bytes
 
 SIZE, STEPS = 600, 12
 
@@ -44,8 +55,60 @@ def test_demo_local(tmp_path):
     assert (run / "train" / "demo-tiny" / "export" / "open_clip_config.json").exists()
 
 
-def test_demo_s3(tmp_path):
-    summary = check(tmp_path, run_demo(tmp_path, "--s3"))
-    assert summary["run"].startswith("s3://clipforge-demo/") and summary["report"].startswith("s3://clipforge-demo/")
-    assert summary["train"]["export"].startswith("s3://clipforge-demo/")
+@pytest.fixture
+def demo_bucket(local_s3):
+    """The demo's bucket on the session's local S3, absent before the test and deleted with its content after it
+    (no other test uses this name: `s3_bucket` makes `cf-test-…` ones)."""
+
+    def drop() -> None:
+        names = [b["Name"] for b in local_s3.client().list_buckets().get("Buckets", [])]
+        if BUCKET in names:
+            local_s3.delete_bucket(BUCKET)
+
+    drop()
+    yield f"s3://{BUCKET}"
+    drop()
+
+
+def test_demo_s3(tmp_path, local_s3, demo_bucket):
+    """The demo on the session's S3 server (which outlives it), then its run checked object by object: the same
+    assertions a separate build to S3 used to make, on the demo's build."""
+    summary = check(tmp_path, run_demo(tmp_path, "--s3-endpoint", local_s3.endpoint_url))
+    run = summary["run"]
+    assert run == f"{demo_bucket}/demo/run" and summary["report"].startswith(f"{run}/")
+    assert summary["train"]["export"].startswith(f"{run}/")
     assert not (tmp_path / "run").exists()  # nothing of the run on local disk: it all went to the S3 server
+
+    manifest = json.loads(read_bytes(f"{run}/manifest.json"))
+    assert manifest["status"] == "complete" and manifest["counts"] == summary["counts"]
+    assert len(manifest["shards"]) == summary["shards"]
+    assert {k: manifest["balance"].get(k) for k in summary["balance"]} == summary["balance"]
+    keys = {u.path.split("demo/run/", 1)[1] for u in list_uris(run)}
+    expected = {s[k] for s in manifest["shards"] for k in ("path", "sidecar")}
+    assert {k for k in keys if k.startswith("shards/")} == expected
+    assert {"manifest.json", "config.yaml", "stats/funnel.json", "stats/entry_counts_post.npy"} <= keys
+    assert {"report.html", "eval/results.json", "eval/results.md", "eval/config.yaml"} <= keys
+    assert f"train/{TRAIN_NAME}/export/open_clip_config.json" in keys
+    assert not any(k.startswith("work/") for k in keys)
+    assert "Funnel" in read_bytes(summary["report"]).decode()
+    assert json.loads(read_bytes(f"{run}/eval/results.json"))["results"]
+
+    total, uids = 0, []
+    for s in manifest["shards"]:
+        with tarfile.open(fileobj=io.BytesIO(read_bytes(f"{run}/{s['path']}"))) as tar:
+            names = tar.getnames()
+        side = pq.read_table(io.BytesIO(read_bytes(f"{run}/{s['sidecar']}")))
+        assert [n.split(".")[0] for n in names[::3]] == side["key"].to_pylist() and side.num_rows == s["n"]
+        assert len(names) == 3 * s["n"]
+        total += s["n"]
+        uids += side["uid"].to_pylist()
+    assert total == manifest["counts"]["kept"] > 0 and len(set(uids)) == total
+    rejects = pa.concat_tables([pq.read_table(io.BytesIO(read_bytes(u))) for u in list_uris(f"{run}/rejects")])
+    assert rejects.num_rows + total == SIZE
+
+    from training.data import read_manifest, shard_rows
+
+    fs, path = filesystem(run)
+    refs = read_manifest(fs, path)
+    rows = shard_rows(fs, {"tar": refs[0].tar, "sidecar": refs[0].sidecar})
+    assert len(rows["uid"]) == refs[0].n
