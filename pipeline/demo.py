@@ -71,7 +71,7 @@ def run_demo(
         say(f"Ray: {'local' if info.local else 'cluster'} at {info.address}, {info.num_cpus:g} CPUs")
         run_uri = f"{root}/run"
         with _timed(timings, "build"):
-            manifest = _build(web_dir, metadata, run_uri, verbose)
+            manifest = _build(web_dir, metadata, run_uri, size)
         with _timed(timings, "train"):
             train = _train(run_uri, steps)
         with _timed(timings, "eval"):
@@ -191,7 +191,7 @@ def _env(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def _build(web_dir: Path, metadata: Path, run_uri: str, verbose: bool) -> dict:
+def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
     from pipeline.build import build
     from pipeline.build_config import BuildConfig
     from pipeline.config import load_config
@@ -205,6 +205,8 @@ def _build(web_dir: Path, metadata: Path, run_uri: str, verbose: bool) -> dict:
             f"output={run_uri}",
             f"match.metadata={metadata}",
             f"dedup.eval_sets={sets}",
+            # configs/demo.yaml's 500 per shard at the default size; a small demo still writes several shards.
+            f"shards.samples_per_shard={max(50, min(500, size // 8))}",
         ],
     )
     return build(cfg, say=lambda m: say(f"build: {m}"))

@@ -102,7 +102,7 @@ def test_demo_s3(tmp_path, local_s3, demo_bucket):
         assert len(names) == 3 * s["n"]
         total += s["n"]
         uids += side["uid"].to_pylist()
-    assert total == manifest["counts"]["kept"] > 0 and len(set(uids)) == total
+    assert len(manifest["shards"]) > 1 and total == manifest["counts"]["kept"] > 50 and len(set(uids)) == total
     rejects = pa.concat_tables([pq.read_table(io.BytesIO(read_bytes(u))) for u in list_uris(f"{run}/rejects")])
     assert rejects.num_rows + total == SIZE
 
