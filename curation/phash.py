@@ -7,9 +7,9 @@ as the most significant bit, so `f"{h:016x}" == str(imagehash.phash(img))` for e
 
 Why it is faster than calling imagehash in a loop: the two full 32×32 DCTs, the median and the `ImageHash` object
 per image are replaced by one batched matrix product that computes only the 8×8 block, one vectorised median and
-one `packbits`. The grayscale conversion stays PIL's own call; the 32×32 LANCZOS resize, whose fixed-point rounding
-*is* the definition of the hash, is `curation.lanczos` (Pillow's integer arithmetic, bit for bit, through BLAS and
-batched over images of one size), verified against the installed Pillow once per process, else Pillow's own.
+one `packbits`. The grayscale conversion and the 32×32 LANCZOS resize, whose fixed-point rounding *is* the definition
+of the hash, are `curation.lanczos` (Pillow's integer arithmetic, bit for bit, in compiled loops), verified against
+the installed Pillow once per process, else Pillow's own calls.
 
 Why the matrix product is still bit-identical: it differs from scipy's FFT-based DCT only by float64 rounding
 (measured ≤ 2e-10 on 32×32 uint8 inputs, whose coefficients are ≤ 1.05e6 in magnitude). A bit can only differ if
@@ -31,7 +31,6 @@ from curation import lanczos
 HASH_SIDE = 8
 PHASH_SIDE = 32  # HASH_SIDE * highfreq_factor (4), as imagehash
 TIE_TOLERANCE = 1e-6
-_BATCH_PIXELS = 1 << 16  # pixels per batched resize: cache-sized float64 stacks
 BALANCED_POPCOUNT = 32  # a median split of 64 distinct values sets exactly half the bits
 
 
@@ -41,36 +40,32 @@ def phash_pixels(image: Image.Image) -> np.ndarray:
     This is the only per-image cost worth naming (it dominates hashing); callers that already hold a decoded image
     compute it once and pass the stacked arrays to `phash64_from_pixels`.
     """
-    return _resize_gray([np.asarray(image.convert("L"))])[0]
+    return _resize_gray(_gray(image))
 
 
 def phash64(images: Iterable[Image.Image]) -> np.ndarray:
     """pHash of each PIL image as a (n,) uint64 array; bit i (MSB = 0) is DCT block element (i // 8, i % 8)."""
-    gray = [np.asarray(im.convert("L")) for im in images]
-    if not gray:
+    pixels = [phash_pixels(im) for im in images]
+    if not pixels:
         return np.zeros(0, dtype=np.uint64)
-    return phash64_from_pixels(_resize_gray(gray))
+    return phash64_from_pixels(np.stack(pixels))
 
 
-def _resize_gray(gray: list[np.ndarray]) -> np.ndarray:
-    """(H, W) uint8 grayscale arrays → (n, 32, 32) uint8, as `Image.resize((32, 32), LANCZOS)` (imagehash 4.3.2:
-    ANTIALIAS == LANCZOS, no reducing_gap). Images of one size go through `resize_stack` together."""
+def _gray(image: Image.Image) -> np.ndarray:
+    """`np.asarray(image.convert("L"))`, through `curation.lanczos.gray` when it is verified against this Pillow."""
+    if lanczos.gray_exact():
+        return lanczos.gray(image)
+    return np.asarray(image.convert("L"))
+
+
+def _resize_gray(gray: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 grayscale → (32, 32) uint8, as `Image.resize((32, 32), LANCZOS)` (imagehash 4.3.2:
+    ANTIALIAS == LANCZOS, no reducing_gap): `curation.lanczos` when it is verified against this Pillow, else
+    Pillow's own resize."""
     size = (PHASH_SIDE, PHASH_SIDE)
-    out = np.empty((len(gray), PHASH_SIDE, PHASH_SIDE), dtype=np.uint8)
-    if not lanczos.exact(size):  # a Pillow whose arithmetic differs from the one verified: use its own resize
-        for i, g in enumerate(gray):
-            out[i] = np.asarray(Image.fromarray(g).resize(size, Image.Resampling.LANCZOS))
-        return out
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, g in enumerate(gray):
-        by_shape.setdefault(g.shape, []).append(i)
-    for shape, idx in by_shape.items():
-        per_call = max(1, _BATCH_PIXELS // (shape[0] * shape[1]))  # small images together; large ones one by one
-        for j in range(0, len(idx), per_call):
-            part = idx[j : j + per_call]
-            stack = gray[part[0]][None] if len(part) == 1 else np.stack([gray[i] for i in part])
-            out[part] = lanczos.resize_stack(stack, size)
-    return out
+    if lanczos.exact(size):
+        return lanczos.resize_gray(gray, size)
+    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.LANCZOS))
 
 
 def _dct_rows(n_out: int, n_in: int) -> np.ndarray:

@@ -80,5 +80,44 @@ def test_phash_falls_back_to_pillow_when_it_is_not_reproduced(monkeypatch):
     rng = np.random.default_rng(9)
     images = [Image.fromarray(rng.integers(0, 256, (50 + i, 80, 3), dtype=np.uint8)) for i in range(6)]
     monkeypatch.setattr(lanczos, "exact", lambda size=(32, 32): False)
-    monkeypatch.setattr(lanczos, "resize_stack", lambda *a: pytest.fail("must not be used"))
+    monkeypatch.setattr(lanczos, "gray_exact", lambda: False)
+    monkeypatch.setattr(lanczos, "resize_gray", lambda *a: pytest.fail("must not be used"))
+    monkeypatch.setattr(lanczos, "gray", lambda *a: pytest.fail("must not be used"))
     assert ph.to_hex(ph.phash64(images)) == [str(imagehash.phash(im)) for im in images]
+
+
+def test_gray_is_pillows_convert_in_every_mode():
+    """RGB/RGBA/RGBX/L read Pillow's memory through the kernel or a view; other modes go through Pillow itself."""
+    assert lanczos.gray_exact()
+    rng = np.random.default_rng(11)
+    rgb = Image.fromarray(rng.integers(0, 256, (261, 197, 3), dtype=np.uint8))  # above _GRAY_KERNEL_FROM
+    cases = [rgb, rgb.convert("RGBA"), rgb.convert("RGBX"), rgb.convert("L"), rgb.convert("P"), rgb.convert("CMYK"),
+             rgb.convert("LA"), rgb.convert("1"), rgb.convert("I;16"), rgb.convert("YCbCr")]
+    for extreme in (0, 255):  # saturation: the largest sum, 255 · 65536 + 0x8000, must still shift to 255
+        cases.append(Image.new("RGB", (300, 200), (extreme,) * 3))
+    for im in cases:
+        got = lanczos.gray(im)
+        assert got.dtype == np.uint8 and np.array_equal(got, np.asarray(im.convert("L"))), im.mode
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 700), st.integers(1, 700), st.integers(0, 2**32 - 1))
+def test_gray_matches_pillow_on_any_rgb_size(w, h, seed):
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    im = Image.fromarray(arr)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lanczos, "_GRAY_KERNEL_FROM", 1)  # the kernel on every size, down to 1×1
+        assert np.array_equal(lanczos.gray(im), np.asarray(im.convert("L")))
+
+
+def test_gray_of_a_non_contiguous_image_falls_back(monkeypatch):
+    """When Pillow cannot export the image (older Pillow, or storage in several blocks), `convert("L")` is used."""
+    import pyarrow as pa
+
+    im = Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8))
+
+    def refuse(*a, **k):
+        raise ValueError("image is in multiple blocks")
+
+    monkeypatch.setattr(pa, "array", refuse)
+    assert np.array_equal(lanczos.gray(im), np.asarray(im.convert("L")))
