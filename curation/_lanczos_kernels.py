@@ -2,10 +2,10 @@
 own integer arithmetic. Imported lazily (numba costs ~0.4 s to import); compiled once and cached on disk.
 
 Written by hand because no library reproduces Pillow's rounding, and Pillow's own loops are scalar C: here the
-compiler vectorises them. Every sum is an int32 exactly as in `src/libImaging/Resample.c` (`ss = 1 << 21;
-ss += pixel * k; clip8(ss)`), so the result is Pillow's by construction, not by tolerance. Two details keep the
-loops vectorisable: the tap loop reads 1-D slices (a `row[lo + k]` index would carry Numba's negative-index
-wraparound check into the loop), and the vertical pass accumulates a whole row of columns per tap.
+compiler vectorises them. Every sum is the integer sum of `src/libImaging/Resample.c` (`ss = 1 << 21;
+ss += pixel * k; clip8(ss)`; it never reaches 2**31), so the result is Pillow's by construction, not by tolerance. Two details keep the
+loops vectorisable: the tap loop reads a slice of the output's window (a `row[lo + k]` index would carry Numba's
+negative-index wraparound check into the loop), and the vertical pass accumulates a whole row of columns per tap.
 """
 
 from __future__ import annotations
@@ -49,22 +49,17 @@ def gray_from_rgbx(flat, h, w):
 def horizontal(src, y0, y1, lo, ntap, kk):
     """Rows y0..y1 of (H, W) uint8 `src` resampled along x → (y1 − y0, n_out) uint8 (`ImagingResampleHorizontal`)."""
     n_out = lo.shape[0]
-    w = src.shape[1]
     out = np.empty((y1 - y0, n_out), np.uint8)
-    row = np.empty(w, np.int32)
-    for y in range(y0, y1):
-        s_row = src[y]
-        for x in range(w):
-            row[x] = s_row[x]
-        o_row = out[y - y0]
-        for o in range(n_out):
-            n = ntap[o]
-            seg = row[lo[o] : lo[o] + n]
-            k = kk[o]
+    for o in range(n_out):
+        n = ntap[o]
+        window = src[y0:y1, lo[o] : lo[o] + n]  # output o's taps, every row
+        k = kk[o]
+        for y in range(y1 - y0):
+            px = window[y]
             s = _ROUND
             for t in range(n):
-                s += seg[t] * k[t]
-            o_row[o] = _clip8(s)
+                s += np.int32(px[t]) * k[t]
+            out[y, o] = _clip8(s)
     return out
 
 
