@@ -24,6 +24,9 @@ $(STAMP): constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "pip==26.3"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	@# Compile the pHash kernels once (Numba's on-disk cache) and check them against the installed Pillow.
+	$(BIN)/python -c "from curation import lanczos as l; ok = l.exact() and l.gray_exact(); \
+	  print('clipforge: pHash kernels', 'match Pillow' if ok else 'DO NOT match Pillow: pHash uses Pillow itself')"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 	@echo "clipforge: installed into $(VENV) (pins $(PINS_HASH))"
