@@ -3,9 +3,10 @@ own integer arithmetic. Imported lazily (numba costs ~0.4 s to import); compiled
 
 Written by hand because no library reproduces Pillow's rounding, and Pillow's own loops are scalar C: here the
 compiler vectorises them. Every sum is the integer sum of `src/libImaging/Resample.c` (`ss = 1 << 21;
-ss += pixel * k; clip8(ss)`; it never reaches 2**31), so the result is Pillow's by construction, not by tolerance. Two details keep the
-loops vectorisable: the tap loop reads a slice of the output's window (a `row[lo + k]` index would carry Numba's
-negative-index wraparound check into the loop), and the vertical pass accumulates a whole row of columns per tap.
+ss += pixel * k; clip8(ss)`; it never reaches 2**31), so the result is Pillow's by construction, not by
+tolerance. Two details keep the loops vectorisable: the tap loop reads a slice of the output's window (a
+`row[lo + k]` index would carry Numba's negative-index wraparound check into the loop), and the vertical pass
+accumulates a whole row of columns per tap.
 """
 
 from __future__ import annotations
