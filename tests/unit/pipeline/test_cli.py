@@ -74,3 +74,24 @@ def test_missing_config_file_exits_2(tmp_path):
 def test_bad_override_exits_2(tmp_path):
     out = run_cli("web", "generate", str(tmp_path / "out"), "--set", "n_candidates=-5")
     assert out.returncode == 2 and "n_candidates" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "http://", "localhost:9000", "http://h:99999", "http://h:9000/bucket"])
+def test_demo_bad_s3_endpoint_exits_2_before_any_work(tmp_path, url):
+    out = run_cli("demo", "--workdir", str(tmp_path / "w"), "--s3-endpoint", url)
+    assert out.returncode == 2 and "--s3-endpoint" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "w").exists()  # refused before the web, metadata or Ray
+
+
+def test_demo_s3_endpoint_is_normalised_and_keeps_the_environment(monkeypatch):
+    from pipeline.demo import check_endpoint, endpoint_env
+
+    assert check_endpoint(" http://127.0.0.1:9000/ ") == "http://127.0.0.1:9000"
+    assert check_endpoint("https://s3.example.internal") == "https://s3.example.internal"
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
+    monkeypatch.delenv("AWS_RESPONSE_CHECKSUM_VALIDATION", raising=False)
+    env = endpoint_env("http://127.0.0.1:9000")
+    assert env["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:9000"
+    assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_supported"  # the user's setting wins
+    assert env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+    assert not any(k.startswith("AWS_ACCESS") or k.startswith("AWS_SECRET") for k in env)
