@@ -169,7 +169,7 @@ def gray(image) -> np.ndarray:
             flat = None
         if flat is not None:
             w, h = image.size
-            if mode == "L":
+            if mode == "L" and flat.size == w * h:
                 return flat.reshape(h, w)
             if flat.size == w * h * 4:
                 return _kernels().gray_from_rgbx(flat, h, w)
