@@ -181,12 +181,27 @@ _CHECK_SHAPES = [(64, 64), (256, 171), (171, 256), (640, 427), (20, 54), (54, 20
                  (1, 1), (1000, 33), (33, 1000)]
 
 
+def _kernels_usable() -> bool:
+    """False (with a warning) when the kernels cannot be loaded: Numba missing or broken, or no writable cache
+    directory for `cache=True` (a read-only install without a home). Callers then use Pillow's own calls."""
+    try:
+        _kernels()
+    except Exception as e:  # ImportError, Numba's "cannot cache function … no locator available", LLVM errors
+        import warnings
+
+        warnings.warn(f"clipforge: pHash kernels unavailable ({type(e).__name__}: {e}); using Pillow", stacklevel=3)
+        return False
+    return True
+
+
 @functools.cache
 def exact(size: tuple[int, int] = (32, 32)) -> bool:
     """True when `resize_stack` equals the installed Pillow's LANCZOS resize to `size` on a fixed set of random
     images (both pass orders, up- and downscaling); computed once per process."""
     from PIL import Image
 
+    if not _kernels_usable():
+        return False
     rng = np.random.default_rng(20260)
     for w, h in _CHECK_SHAPES:
         arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
@@ -202,6 +217,8 @@ def gray_exact() -> bool:
     included); computed once per process."""
     from PIL import Image
 
+    if not _kernels_usable():
+        return False
     rng = np.random.default_rng(20261)
     for mode, shape in (("RGB", (237, 253, 3)), ("RGBA", (300, 141, 4)), ("L", (5, 7)), ("RGB", (1, 1, 3))):
         im = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)

@@ -121,3 +121,24 @@ def test_gray_of_a_non_contiguous_image_falls_back(monkeypatch):
 
     monkeypatch.setattr(pa, "array", refuse)
     assert np.array_equal(lanczos.gray(im), np.asarray(im.convert("L")))
+
+
+def test_phash_uses_pillow_when_the_kernels_cannot_load(monkeypatch):
+    """A broken Numba (or no writable cache directory) must not break hashing: both checks say no, with a
+    warning, and `phash64` computes through Pillow, still equal to imagehash."""
+    rng = np.random.default_rng(12)
+    images = [Image.fromarray(rng.integers(0, 256, (260 + i, 230, 3), dtype=np.uint8)) for i in range(3)]
+
+    def broken():
+        raise RuntimeError("cannot cache function 'horizontal': no locator available")
+
+    lanczos.exact.cache_clear()
+    lanczos.gray_exact.cache_clear()
+    try:
+        monkeypatch.setattr(lanczos, "_kernels", broken)
+        with pytest.warns(UserWarning, match="pHash kernels unavailable"):
+            assert not lanczos.exact((32, 32)) and not lanczos.gray_exact()
+        assert ph.to_hex(ph.phash64(images)) == [str(imagehash.phash(im)) for im in images]
+    finally:
+        lanczos.exact.cache_clear()
+        lanczos.gray_exact.cache_clear()
