@@ -12,7 +12,7 @@ from PIL import Image
 
 import curation.phash as ph
 from curation import lanczos
-from curation.lanczos import _horizontal_first, resize_stack
+from curation.lanczos import _horizontal_first, resize_gray
 
 LANCZOS = Image.Resampling.LANCZOS
 
@@ -32,17 +32,8 @@ def test_both_pass_orders_and_edge_shapes_to_32():
     for h, w in shapes:
         arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
         orders.add(_horizontal_first(w, h, 32, 32))
-        assert np.array_equal(resize_stack(arr[None], (32, 32))[0], pil(arr, (32, 32))), (h, w)
+        assert np.array_equal(resize_gray(arr, (32, 32)), pil(arr, (32, 32))), (h, w)
     assert orders == {True, False}
-
-
-def test_a_stack_equals_each_image_alone():
-    rng = np.random.default_rng(8)
-    stack = rng.integers(0, 256, (9, 70, 90), dtype=np.uint8)
-    out = resize_stack(stack, (32, 32))
-    assert out.shape == (9, 32, 32) and out.dtype == np.uint8
-    for i in range(9):
-        assert np.array_equal(out[i], pil(stack[i], (32, 32)))
 
 
 @settings(max_examples=60, deadline=None)
@@ -57,7 +48,7 @@ def test_a_stack_equals_each_image_alone():
 def test_random_shapes_and_sizes_match_pillow(h, w, out_w, out_h, seed, flat):
     rng = np.random.default_rng(seed)
     arr = np.full((h, w), rng.integers(0, 256), np.uint8) if flat else rng.integers(0, 256, (h, w), dtype=np.uint8)
-    assert np.array_equal(resize_stack(arr[None], (out_w, out_h))[0], pil(arr, (out_w, out_h)))
+    assert np.array_equal(resize_gray(arr, (out_w, out_h)), pil(arr, (out_w, out_h)))
 
 
 def test_extreme_contrast_saturates_like_pillow():
@@ -65,15 +56,17 @@ def test_extreme_contrast_saturates_like_pillow():
     arr = np.zeros((300, 300), np.uint8)
     arr[:, ::2] = 255
     arr[::3] = 0
-    assert np.array_equal(resize_stack(arr[None], (32, 32))[0], pil(arr, (32, 32)))
-    assert np.array_equal(resize_stack(arr[None], (500, 41))[0], pil(arr, (500, 41)))
+    assert np.array_equal(resize_gray(arr, (32, 32)), pil(arr, (32, 32)))
+    assert np.array_equal(resize_gray(arr, (500, 41)), pil(arr, (500, 41)))
 
 
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="uint8"):
-        resize_stack(np.zeros((1, 4, 4), np.float32), (2, 2))
+        resize_gray(np.zeros((4, 4), np.float32), (2, 2))
+    with pytest.raises(ValueError, match="uint8"):
+        resize_gray(np.zeros((1, 4, 4), np.uint8), (2, 2))  # one image, not a stack
     with pytest.raises(ValueError, match="positive"):
-        resize_stack(np.zeros((1, 4, 4), np.uint8), (0, 2))
+        resize_gray(np.zeros((4, 4), np.uint8), (0, 2))
 
 
 def test_phash_falls_back_to_pillow_when_it_is_not_reproduced(monkeypatch):
