@@ -111,12 +111,15 @@ def preflight(cfg: BuildConfig) -> int | None:
 
 # Knobs that change how fast a build runs, never what it writes: a resumed run may change them (more download
 # threads for the rest of a crawl, as img2dataset users change thread_count between runs).
-EXECUTION_ONLY: tuple[tuple[str, str], ...] = (("download", "threads"),)
+EXECUTION_ONLY: tuple[tuple[str, str], ...] = (("download", "threads"), ("download", "process_slots"))
 
 
 def resume_identity(cfg: BuildConfig) -> str:
     """config_hash of `cfg` without the EXECUTION_ONLY knobs: two configs with the same identity write the same run."""
-    blanked = {section: getattr(cfg, section).model_copy(update={key: 0}) for section, key in EXECUTION_ONLY}
+    keys: dict[str, dict[str, int]] = {}
+    for section, key in EXECUTION_ONLY:
+        keys.setdefault(section, {})[key] = 0
+    blanked = {section: getattr(cfg, section).model_copy(update=update) for section, update in keys.items()}
     return config_hash(cfg.model_copy(update=blanked))
 
 

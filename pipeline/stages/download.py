@@ -24,6 +24,9 @@ class DownloadConfig(StrictModel):
     """Safety limits, politeness and retries (see curation.fetch_config.FetchConfig)."""
     threads: int = Field(16, ge=1, le=512)
     """Concurrent downloads per actor (I/O-bound: an actor asks for a quarter of a CPU)."""
+    process_slots: int = Field(0, ge=0, le=512)
+    """`clipforge build` (fused download + image stage): at most this many of an actor's threads decode, resize and
+    encode at once; the others keep downloading. 0 = the CPU cores the actor's process may run on."""
     rows_per_part: int = Field(1000, ge=1)
     """`clipforge build`: rows per download part, the unit of resume. Rows go to parts by a hash of their uid; each
     part's result is committed atomically under RUN/work/download/, and a re-run downloads only uncommitted parts."""

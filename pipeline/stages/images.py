@@ -15,6 +15,8 @@ Columns added (nulls where the row is not a decoded image, see `IMAGE_COLUMNS`);
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -102,12 +104,28 @@ class FetchImagesConfig(StrictModel):
     """Validation, resize and encoding (see curation.images.ImageConfig)."""
 
 
+def process_slots(configured: int) -> int:
+    """`DownloadConfig.process_slots` resolved: 0 means the CPU cores this process may run on (its affinity)."""
+    if configured > 0:
+        return configured
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return os.cpu_count() or 1
+
+
 class FetchImagesStage:
     """`url` → fetch columns (no `body`) + `IMAGE_COLUMNS`; one thread fetches and then processes each URL.
 
     Rejections carry stage `download` (a `FetchStatus`) or `images` (an `ImageStatus`), as the two separate stages
     would. I/O-bound profile: a download is mostly waiting, and decode time shows up as threads, not as a reserved
     core; on a 2-core box the autoscaler can then run several such actors beside readers and writers.
+
+    At most `process_slots(config.download.process_slots)` threads process at once (the rest keep downloading or
+    wait with their body). Two reasons: memory — each decode holds a full-size image (up to `max_pixels` × 4
+    bytes), so 32 threads decoding at once could hold 32 of them; and CPU — 32 decodes time-sliced over 2 cores
+    thrash the caches: on 512–2048 px sources one actor spent ~15 % less CPU per image with 2 slots than with
+    none (`python benchmarks/bench_download.py --min-side 512 --max-side 2048 ...`, see benchmarks/RESULTS.md).
     """
 
     name = "fetch_images"
@@ -116,13 +134,15 @@ class FetchImagesStage:
     def __init__(self, config: FetchImagesConfig) -> None:
         self.config = config
         self.fetcher = Fetcher(config.download.fetch)
+        self._slots = threading.BoundedSemaphore(process_slots(config.download.process_slots))
 
     def _one(self, url: str) -> tuple[FetchResult, dict | None]:
         r = self.fetcher.fetch(url)
         if r.status != FetchStatus.ok:
             return r, None
         # The body is processed here, in the fetching thread, and only the re-encoded image is kept.
-        cols = process_images([r.body], self.config.image)
+        with self._slots:
+            cols = process_images([r.body], self.config.image)
         return dataclasses.replace(r, body=None), cols
 
     def __call__(self, batch: pa.Table) -> pa.Table:
