@@ -15,6 +15,8 @@ Sides, each in its own child process (the web server is another process, prewarm
   parts  what `clipforge build` runs: rows hashed into download parts of --rows-per-part (1,000, the build's
          default), `map_groups` calls `DownloadPartStage` once per part, which fetches and processes the part as
          `fused` does and writes it to parquet itself; only a one-row summary returns through Ray.
+  parts-ungated  `parts` with `download.process_slots` = the thread count: every thread may decode at once (the
+         behaviour before the process slots; an ablation).
 Same fault-free URLs (distinct, cycling over `--images` prewarmed images), same size and resize mode, same filter
 (box = img2dataset's default "area"), same thread count; per-host politeness cap lifted to the thread count.
 
@@ -146,12 +148,13 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
 
     # One host serves every URL here, so the per-host cap is lifted to the thread count (img2dataset has none).
     fetch = FetchConfig(allow_cidrs=["127.0.0.0/8"], per_host_concurrency=args.threads, retries=0)
-    download = DownloadConfig(fetch=fetch, threads=args.threads)
+    slots = args.threads if side == "parts-ungated" else args.process_slots
+    download = DownloadConfig(fetch=fetch, threads=args.threads, process_slots=slots)
     # resample "box" is img2dataset's default downscale filter ("area"): both sides resize the same way.
     image = ImageConfig(
         image_size=args.image_size, resize_mode="center_crop", resample="box", min_image_size=1, max_aspect_ratio=100
     )
-    if side == "parts":  # what `clipforge build` runs: whole parts fetched, processed and written by the actor
+    if side in ("parts", "parts-ungated"):  # what `clipforge build` runs: parts fetched, processed, written by actors
         import math
 
         from curation.text import url_uids
@@ -228,7 +231,8 @@ def make_web(work: Path, args: argparse.Namespace) -> Path:
 def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, dict]:
     """Run one side in a child process; its per-job JSON lines by job name."""
     cmd = [sys.executable, __file__, "--child", side, "--work", str(work)]
-    for key in ("n", "small", "images", "image_size", "threads", "processes", "cpus", "batch", "rows_per_part"):
+    keys = ("n", "small", "images", "image_size", "threads", "processes", "cpus", "batch", "rows_per_part")
+    for key in (*keys, "process_slots"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     jobs = {}
@@ -260,6 +264,7 @@ LABELS = {
     "fused": "clipforge FetchImagesStage (+ sha256, pHash)",
     "split": "clipforge DownloadStage → ImagesStage (+ pHash)",
     "parts": "clipforge build's download parts (fused, written by the actor)",
+    "parts-ungated": "same, every thread may decode at once (no process slots)",
 }
 
 
@@ -295,12 +300,13 @@ def main() -> None:
     p.add_argument("--max-side", type=int, default=768)
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=32)
+    p.add_argument("--process-slots", type=int, default=0, help="ours: download.process_slots (0 = the cores)")
     p.add_argument("--processes", type=int, default=2, help="img2dataset processes_count")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
     p.add_argument("--batch", type=int, default=100, help="rows per Ray Data batch (and block)")
     p.add_argument("--rows-per-part", type=int, default=1000, help="parts side: rows per part (build default)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split, parts")
+    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split, parts, parts-ungated")
     p.add_argument("--quick", action="store_true", help="smoke test: 1,200 URLs over 200 images")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
