@@ -2,10 +2,10 @@
 
 `ImagesStage` wraps `curation.images.process_images` for the live rows of a batch that the download stage filled
 (`body`). `FetchImagesStage` is the same work fused into the download actor: each worker thread fetches a URL and
-processes its bytes at once, so raw bodies never enter the object store and decoding (Pillow releases the GIL)
-overlaps the other threads' network waits. `benchmarks/bench_download.py` measures both against img2dataset: the
-fused stage was not measurably faster on a 2-core box and used more CPU per image (see docs/dedup.md), so the split
-pair is the default recommendation; the fused one keeps raw bodies out of the object store.
+processes its bytes at once (at most `download.process_slots` threads at a time), so raw bodies never enter the
+object store and decoding (Pillow releases the GIL) overlaps the other threads' network waits. `clipforge build`
+runs the fused stage per download part (`DownloadPartStage`); `benchmarks/bench_download.py` measures it against
+img2dataset (see docs/dedup.md and benchmarks/RESULTS.md).
 Neither stage raises for a row: failures are `reject_reason` values (`FetchStatus` from stage `download`,
 `ImageStatus` from stage `images`).
 
