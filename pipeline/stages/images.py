@@ -124,8 +124,8 @@ class FetchImagesStage:
     At most `process_slots(config.download.process_slots)` threads process at once (the rest keep downloading or
     wait with their body). Two reasons: memory — each decode holds a full-size image (up to `max_pixels` × 4
     bytes), so 32 threads decoding at once could hold 32 of them; and CPU — 32 decodes time-sliced over 2 cores
-    thrash the caches: on 512–2048 px sources one actor spent ~15 % less CPU per image with 2 slots than with
-    none (`python benchmarks/bench_download.py --min-side 512 --max-side 2048 ...`, see benchmarks/RESULTS.md).
+    cost cache misses and context switches: in bench_download's same-run ablation (`parts` vs `parts-ungated`, see
+    benchmarks/RESULTS.md) CPU per image fell ~20 % on 256–768 px sources and ~5 % on 512–2048 px ones.
     """
 
     name = "fetch_images"
