@@ -135,7 +135,8 @@ def open_run(cfg: BuildConfig, run: RunDir, say: Say) -> dict | None:
         except ClipforgeError:
             old = None
         if old != resume_identity(cfg):
-            only = ", ".join(f"{s}.{k}" for s, k in EXECUTION_ONLY)
+            names = [f"{s}.{k}" for s, k in EXECUTION_ONLY]
+            only = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
             raise ClipforgeError(
                 f"run directory {cfg.output!r} was started with a different config (config.yaml there differs); "
                 f"re-run with the same config to resume (only {only} may change), or pass --overwrite to start again"

@@ -161,4 +161,4 @@ def test_config_mismatch_with_an_unfinished_run(inputs):
     (out / "config.yaml").write_text("output: elsewhere\n")
     res = cli("build", "--set", f"input.path={good}", "--set", f"output={out}", "--set", f"match.metadata={meta}")
     assert res.returncode == 2 and "different config" in res.stderr and "--overwrite" in res.stderr
-    assert "only download.threads may change" in res.stderr
+    assert "only download.threads and download.process_slots may change" in res.stderr
