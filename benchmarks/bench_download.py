@@ -17,6 +17,7 @@ Sides, each in its own child process (the web server is another process, prewarm
          `fused` does and writes it to parquet itself; only a one-row summary returns through Ray.
   parts-ungated  `parts` with `download.process_slots` = the thread count: every thread may decode at once (the
          behaviour before the process slots; an ablation).
+  parts-1slot  `parts` with `download.process_slots` = 1: one thread of each actor decodes at a time.
 Same fault-free URLs (distinct, cycling over `--images` prewarmed images), same size and resize mode, same filter
 (box = img2dataset's default "area"), same thread count; per-host politeness cap lifted to the thread count.
 
@@ -148,13 +149,13 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
 
     # One host serves every URL here, so the per-host cap is lifted to the thread count (img2dataset has none).
     fetch = FetchConfig(allow_cidrs=["127.0.0.0/8"], per_host_concurrency=args.threads, retries=0)
-    slots = args.threads if side == "parts-ungated" else args.process_slots
+    slots = {"parts-ungated": args.threads, "parts-1slot": 1}.get(side, args.process_slots)
     download = DownloadConfig(fetch=fetch, threads=args.threads, process_slots=slots)
     # resample "box" is img2dataset's default downscale filter ("area"): both sides resize the same way.
     image = ImageConfig(
         image_size=args.image_size, resize_mode="center_crop", resample="box", min_image_size=1, max_aspect_ratio=100
     )
-    if side in ("parts", "parts-ungated"):  # what `clipforge build` runs: parts fetched, processed, written by actors
+    if side.startswith("parts"):  # what `clipforge build` runs: parts fetched, processed, written by actors
         import math
 
         from curation.text import url_uids
@@ -265,6 +266,7 @@ LABELS = {
     "split": "clipforge DownloadStage → ImagesStage (+ pHash)",
     "parts": "clipforge build's download parts (fused, written by the actor)",
     "parts-ungated": "same, every thread may decode at once (no process slots)",
+    "parts-1slot": "same, one process slot per actor",
 }
 
 
@@ -306,7 +308,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100, help="rows per Ray Data batch (and block)")
     p.add_argument("--rows-per-part", type=int, default=1000, help="parts side: rows per part (build default)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split, parts, parts-ungated")
+    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split, parts, parts-ungated, parts-1slot")
     p.add_argument("--quick", action="store_true", help="smoke test: 1,200 URLs over 200 images")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
