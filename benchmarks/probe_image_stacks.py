@@ -3,8 +3,9 @@
   ours      `curation.images.process_image`: sha256, Pillow decode (draft when it applies), exact pHash pixels,
             box resize with centre crop, JPEG q95 — what the download stage runs per image
   cv2_i2d   img2dataset's core work: `cv2.imdecode`, shortest side to S with INTER_AREA, centre crop, JPEG q95
-  vips      libvips `thumbnail_buffer` (shrink-on-load, centre crop) + JPEG q95, only if `pyvips` is importable
-            (not a clipforge dependency: `pip install pyvips-binary pyvips` into a scratch environment to try it)
+  vips      sha256 + libvips `thumbnail_buffer` (shrink-on-load, centre crop) + JPEG q95 (no pHash), only if `pyvips`
+            is importable (not a clipforge dependency: `pip install pyvips-binary pyvips` into a scratch
+            environment to try it)
 
     python benchmarks/probe_image_stacks.py                      # 300 small sources (256–768 px)
     python benchmarks/probe_image_stacks.py --min-side 512 --max-side 2048
