@@ -33,7 +33,7 @@ def build_both(work: Path, candidates: int) -> tuple[Path, dict, dict[str, str]]
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
     from infra.localweb.handle import serve_in_thread
-    from pipeline.demo import _build, _metadata
+    from pipeline.app.demo import _build, _metadata
 
     web = work / "web"
     if not (web / "web.json").exists():
@@ -50,7 +50,7 @@ def build_both(work: Path, candidates: int) -> tuple[Path, dict, dict[str, str]]
 
 
 def _build_arm(web: Path, metadata: Path, run: str, balance: bool, build) -> dict:
-    import pipeline.demo as demo
+    import pipeline.app.demo as demo
 
     if balance:
         return build(web, metadata, run, verbose=False)
@@ -73,7 +73,7 @@ def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.n
     from evaluation.embed import embed_images, embed_prompts
     from evaluation.models import load_model
     from evaluation.zeroshot import class_embeddings, zeroshot_logits
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from training.config import TrainConfig
     from training.trainer import run_training
 
@@ -132,7 +132,7 @@ def main() -> int:
     p.add_argument("--workdir", default="bench-out/balance_ablation")
     args = p.parse_args()
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.ray_setup import init_ray
 
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def main() -> None:
     import ray
 
     from curation.balancing import t_for_tail_share
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.ray_setup import init_ray
     from pipeline.stages.balance import BalanceStage, BalanceStageConfig, count_entries
     from pipeline.stages.base import CPU_LIGHT, StageSpec, apply_stage
 

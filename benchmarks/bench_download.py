@@ -189,7 +189,7 @@ def child(args: argparse.Namespace) -> None:
 
         jobs = (("small", args.small), ("full", args.n))
     else:
-        from pipeline.ray_setup import init_ray
+        from pipeline.core.ray_setup import init_ray
 
         init_ray(num_cpus=args.cpus)
         jobs = (("warmup", WARMUP), ("small", args.small), ("full", args.n))  # Ray starts its workers once

@@ -232,7 +232,7 @@ def main() -> int:
     if args.quick:
         args.steps, args.rounds = 48, 1
 
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.ray_setup import init_ray
     from training.fixtures import write_synthetic_build
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))

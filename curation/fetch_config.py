@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from curation.netrange import parse_networks
-from pipeline.config import StrictModel
+from curation.strict import StrictModel
 
 
 class FetchStatus(StrEnum):

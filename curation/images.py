@@ -26,7 +26,7 @@ from PIL import Image
 from pydantic import Field
 
 from curation.phash import degenerate_mask, phash64_from_pixels, phash_pixels
-from pipeline.config import StrictModel
+from curation.strict import StrictModel
 
 ResizeMode = Literal["center_crop", "keep_ratio", "keep_ratio_largest", "border", "no"]
 _RESAMPLE = {

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from curation.strict import StrictModel
 from curation.text import TextBatch, as_pylist
-from pipeline.config import StrictModel
 
 _LABEL_PREFIX = "__label__"
 _CAPS_RUN = re.compile(r"[^\W\d_a-z]{4}")  # 4 letters in a row, none of them ASCII lower case

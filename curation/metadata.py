@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import Field
 
 from curation import metadata_sources as src
-from pipeline.config import StrictModel
+from curation.strict import StrictModel
 
 SIDECAR_FORMAT = "clipforge.metadata.sources/1"
 SOURCES = ("numbers", "wordnet", "unigrams", "bigrams", "titles")

@@ -17,7 +17,7 @@ import ftfy
 import pyarrow as pa
 
 from curation.ftfy_identity import unchanged_by_ftfy
-from pipeline.config import StrictModel
+from curation.strict import StrictModel
 
 TextBatch = Sequence[str | None] | pa.Array | pa.ChunkedArray
 

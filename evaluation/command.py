@@ -10,7 +10,7 @@ from typing import Any
 
 from evaluation.config import EvalConfig
 from evaluation.errors import EvaluationError
-from pipeline.config import apply_overrides, read_yaml, validate_config
+from pipeline.core.config import apply_overrides, read_yaml, validate_config
 
 
 def checkpoint_settings(path: str) -> dict[str, Any]:

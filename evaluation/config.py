@@ -1,6 +1,6 @@
 """`EvalConfig`: what `clipforge eval` evaluates, on which benchmarks, where results go. Pure data, no I/O.
 
-Loaded with `pipeline.config.load_config(EvalConfig, path, overrides)`; unknown keys and unknown benchmark names
+Loaded with `pipeline.core.config.load_config(EvalConfig, path, overrides)`; unknown keys and unknown benchmark names
 are rejected at load time with a message naming the key.
 """
 
@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from evaluation.datasets import parse_benchmark_spec
 from evaluation.errors import EvaluationError
 from evaluation.linear_probe import DEFAULT_C_GRID
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
 
 Task = Literal["zeroshot_classification", "zeroshot_retrieval", "linear_probe"]
 ALL_TASKS: tuple[str, ...] = ("zeroshot_classification", "zeroshot_retrieval", "linear_probe")

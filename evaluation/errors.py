@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 
 
 class EvaluationError(ClipforgeError):

@@ -59,7 +59,7 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 def write_results(results: dict[str, Any], output_dir: str | Path, cfg: BaseModel | None = None) -> Path:
     """Write `results.json`, `results.md` (and `config.yaml` when `cfg` is given) into `output_dir`; returns it."""
-    from pipeline.config import dump_config
+    from pipeline.core.config import dump_config
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -149,8 +149,8 @@ def evaluate_on_ray(cfg: EvalConfig) -> dict[str, Any]:
     """
     import ray
 
-    from pipeline.errors import ClipforgeError
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.errors import ClipforgeError
+    from pipeline.core.ray_setup import init_ray
 
     init_ray(address=cfg.ray.address)
     task = ray.remote(num_gpus=cfg.ray.num_gpus, num_cpus=cfg.ray.num_cpus, max_retries=0)(_evaluate_payload)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.datasets import CLASSIFICATION, RETRIEVAL, Benchmark, ImageList, Split, read_lines
+from evaluation.benchmark import CLASSIFICATION, RETRIEVAL, Benchmark, ImageList, Split, read_lines
 from evaluation.errors import EvaluationError
 from evaluation.templates import IMAGENET_TEMPLATES
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 
 COMMANDS = ("build", "train", "eval")
 JOB_CONFIG_NAME = "clipforge-job.yaml"
@@ -89,30 +89,6 @@ class JobSpec:
     def __post_init__(self) -> None:
         if self.mode == "installed" and self.project_dir is not None:
             raise SubmitError("--working-dir ships a checkout; --installed ships none: pass one of them, not both.")
-
-
-def resolve_config(command: str, config: str | Path | None, overrides: list[str] | None) -> str:
-    """Validate CONFIG + `--set` overrides with the command's own model; return the resolved config as YAML.
-
-    Raises `ConfigError` (exit 2) exactly as `clipforge CMD CONFIG` would, before any cluster is contacted.
-    """
-    from pipeline.config import dump_config, load_config
-
-    if command == "build":
-        from pipeline.build_config import BuildConfig
-
-        cfg = load_config(BuildConfig, config, overrides)
-    elif command == "train":
-        from training.config import TrainConfig
-
-        cfg = load_config(TrainConfig, config, overrides)
-    elif command == "eval":
-        from evaluation.command import load_eval_config
-
-        cfg = load_eval_config(config, overrides)
-    else:
-        raise SubmitError(f"unknown command {command!r}: expected one of {', '.join(COMMANDS)}.")
-    return dump_config(cfg)
 
 
 def default_project_dir() -> Path:

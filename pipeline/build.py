@@ -18,29 +18,18 @@ import contextlib
 import time
 from collections.abc import Callable
 
-import numpy as np
-import pyarrow.compute as pc
-
-from curation.balancing import entry_probs, expected_kept, t_for_tail_share, tail_share
 from pipeline.build_config import BuildConfig
-from pipeline.config import config_hash, dump_config
-from pipeline.errors import ClipforgeError
+from pipeline.core.config import config_hash, dump_config
+from pipeline.core.errors import ClipforgeError
 from pipeline.ingest import check_candidates, read_candidates
-from pipeline.rundir import RunDir
-from pipeline.stages.balance import BalanceStage, BalanceStageConfig, count_entries
+from pipeline.rundir import RunDir, write_rejects
+from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
 from pipeline.stages.base import StageSpec, run_stages
 from pipeline.stages.match import MatchStage, MatchStageConfig, load_entries
 from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
 from pipeline.stats import accounting, funnel, package_versions
 
 KEPT_COLUMNS = ["uid", "url", "caption", "lang", "lang_score", "entry_ids", "keep_prob"]
-REJECT_COLUMNS = {
-    "uid": "uid",
-    "url": "url",
-    "reject_stage": "stage",
-    "reject_reason": "reason",
-    "reject_detail": "detail",
-}
 Say = Callable[[str], None]
 
 
@@ -100,7 +89,7 @@ def preflight(cfg: BuildConfig) -> int | None:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r}: {e}") from None
         if not entries:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r} is an empty list")
-    from pipeline.storage import exists
+    from pipeline.core.storage import exists
 
     for s in cfg.dedup.eval_sets if "dedup" in cfg.stages else []:
         if not exists(s.path, cfg.s3):
@@ -128,7 +117,7 @@ def open_run(cfg: BuildConfig, run: RunDir, say: Say) -> dict | None:
     resumed run. A run directory started with another config (other than in EXECUTION_ONLY knobs) is an error,
     unless `--overwrite`."""
     if run.exists("config.yaml"):
-        from pipeline.config import load_config
+        from pipeline.core.config import load_config
 
         try:
             old = resume_identity(load_config(BuildConfig, run.path("config.yaml")))
@@ -225,7 +214,7 @@ def text_only(cfg: BuildConfig, run: RunDir, matched, clock: Clock, say: Say) ->
         if "balance" in cfg.stages:
             counts = count_entries(matched, len(load_entries(cfg.match.metadata, cfg.s3)))
             run.write_npy("stats/entry_counts_pre.npy", counts)
-            t, balance_info = choose_t(cfg, counts, matched, say)
+            t, balance_info = choose_t(cfg.balance, counts, matched, say)
             stage_cfg = BalanceStageConfig(counts=run.path("stats/entry_counts_pre.npy"), t=t, seed=cfg.balance.seed)
             ds = run_stages(matched, [StageSpec(BalanceStage, stage_cfg.model_copy(update={"s3": cfg.s3}))])
     with clock("write"):
@@ -243,51 +232,15 @@ def text_only(cfg: BuildConfig, run: RunDir, matched, clock: Clock, say: Say) ->
     }
 
 
-def choose_t(cfg: BuildConfig, counts: np.ndarray, ds, say: Say) -> tuple[float, dict]:
-    """t from count₁ (fixed, or the tail-share rule) and the balance summary recorded in the manifest."""
-    if counts.sum() == 0:
-        t = 1.0
-    elif cfg.balance.t == "auto":
-        t = float(t_for_tail_share(counts, cfg.balance.tail_share))
-    else:
-        t = float(cfg.balance.t)
-    t = max(t, 1.0)
-    info = {
-        "t": t,
-        "t_mode": "auto" if cfg.balance.t == "auto" else "fixed",
-        "tail_share_at_t": tail_share(counts, t) if counts.sum() else 0.0,
-        "entries_matched": int((counts > 0).sum()),
-        "matches": int(counts.sum()),
-        "expected_kept": round(_expected(ds, entry_probs(counts, t)), 1),
-        "seed": cfg.balance.seed,
-    }
-    say(
-        f"count₁: t = {t:g} ({info['t_mode']}), {info['entries_matched']} entries matched, "
-        f"expected kept without losses {info['expected_kept']:.0f}"
-    )
-    return t, info
-
-
-def _expected(ds, probs: np.ndarray) -> float:
-    total = 0.0
-    for batch in ds.select_columns(["entry_ids", "reject_reason"]).iter_batches(batch_format="pyarrow"):
-        live = pc.is_null(batch["reject_reason"])
-        total += expected_kept(batch["entry_ids"].filter(live).combine_chunks(), probs)
-    return total
-
-
 def write_outputs(run: RunDir, ds) -> tuple[int, int]:
     """Barrier: materialise the final rows once, then write kept rows to curated/ and the rest to rejects/."""
     from ray.data.expressions import col
 
     ds = run.checkpoint("final", ds)
     run.remove("curated")  # a killed earlier run's files would otherwise be counted twice
-    run.remove("rejects")
     kept = ds.filter(expr=col("reject_reason").is_null())
     cols = [c for c in KEPT_COLUMNS if c in ds.schema().names]
     fs, path = run.fs("curated")
     kept.select_columns(cols).write_parquet(path, filesystem=fs)
-    rejected = ds.filter(expr=col("reject_reason").is_not_null()).select_columns(list(REJECT_COLUMNS))
-    fs, path = run.fs("rejects")
-    rejected.rename_columns(REJECT_COLUMNS).write_parquet(path, filesystem=fs)
-    return kept.count(), rejected.count()
+    write_rejects(run, [ds])
+    return kept.count(), ds.filter(expr=col("reject_reason").is_not_null()).count()

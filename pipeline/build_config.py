@@ -12,10 +12,10 @@ from pydantic import Field, model_validator
 from curation.images import ImageConfig
 from curation.langid import LangIdConfig
 from curation.text import CaptionFilterConfig
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options
 from pipeline.dedup import DedupConfig
 from pipeline.stages.download import DownloadConfig
-from pipeline.storage import S3Options
 
 Stage = Literal["text", "match", "pre_balance", "download", "dedup", "balance"]
 STAGE_ORDER: tuple[str, ...] = ("text", "match", "pre_balance", "download", "dedup", "balance")

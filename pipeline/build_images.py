@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.build_config import BuildConfig
+from pipeline.core.errors import ClipforgeError
 from pipeline.dedup import eval_hashes, exact_dedup, near_dedup
-from pipeline.errors import ClipforgeError
-from pipeline.rundir import RunDir
+from pipeline.rundir import RunDir, write_rejects
 from pipeline.shards import (
     SHARD_SALT,
     SIDECAR_COLUMNS,
@@ -30,7 +30,7 @@ from pipeline.shards import (
     shard_count,
     write_shard,
 )
-from pipeline.stages.balance import BalanceStage, BalanceStageConfig, PreBalanceStage, count_entries
+from pipeline.stages.balance import BalanceStage, BalanceStageConfig, PreBalanceStage, choose_t, count_entries
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
 from pipeline.stages.dedup import DedupRejectConfig, DedupRejectStage
 from pipeline.stages.download_parts import (
@@ -55,14 +55,13 @@ MAX_GROUP_PARTITIONS = 32
 def image_build(cfg: BuildConfig, run: RunDir, matched, clock, say: Say) -> dict:
     """count₁ → [pre_balance] → download parts → dedup → count₂ → balance → shards → rejects → kept entry counts.
     Returns the manifest's outputs (kind, counts, balance, shards, download, outputs)."""
-    from pipeline.build import REJECT_COLUMNS, choose_t
     from pipeline.stages.match import load_entries
 
     n_entries = len(load_entries(cfg.match.metadata, cfg.s3))
     with clock("count1"):
         counts = count_entries(matched, n_entries)
         counts_uri = run.write_npy("stats/entry_counts_pre.npy", counts)
-        t, balance = choose_t(cfg, counts, matched, say)
+        t, balance = choose_t(cfg.balance, counts, matched, say)
     with clock("pre_balance"):
         selected = matched
         if "pre_balance" in cfg.stages:
@@ -84,7 +83,7 @@ def image_build(cfg: BuildConfig, run: RunDir, matched, clock, say: Say) -> dict
     with clock("shards"):
         shards = write_shards(cfg, run, specs, n_kept, say)
     with clock("rejects"):
-        write_rejects(run, [selected, final], REJECT_COLUMNS)
+        write_rejects(run, [selected, final])
         kept = read_sidecars(run, ["entry_ids"])["entry_ids"]
         run.write_npy("stats/entry_counts_post.npy", entry_counts(kept, n_entries))
     say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
@@ -211,14 +210,3 @@ def write_shards(cfg: BuildConfig, run: RunDir, specs: list[StageSpec], n_kept: 
     if set(entries) != expected:
         raise ClipforgeError(f"shards {sorted(expected - set(entries))[:10]} were not written; re-run to finish")
     return [entries[s] for s in sorted(entries)]
-
-
-def write_rejects(run: RunDir, sources: list, reject_columns: dict[str, str]) -> None:
-    """Rewrite rejects/ from scratch with the rejected rows of each dataset in `sources` (one write each)."""
-    from ray.data.expressions import col
-
-    run.remove("rejects")
-    fs, path = run.fs("rejects")
-    for ds in sources:
-        rejected = ds.filter(expr=col("reject_reason").is_not_null()).select_columns(list(reject_columns))
-        rejected.rename_columns(reject_columns).write_parquet(path, filesystem=fs)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 
 app = typer.Typer(
     name="clipforge",
@@ -62,7 +62,7 @@ def build(
     """Build a curated dataset: ingest -> text -> match -> count -> [pre-balance] -> download -> dedup -> balance ->
     WebDataset shards + rejects + stats + manifest. Re-running a killed build resumes it."""
     from pipeline.build_config import BuildConfig
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     cfg = load_config(BuildConfig, config, set_)
     from pipeline.build import build as run_build
@@ -74,7 +74,7 @@ def build(
     preflight(cfg)  # bad input is reported before Ray starts
     from ray.data import DataContext
 
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.ray_setup import init_ray
 
     init_ray(verbose=verbose)
     DataContext.get_current().enable_progress_bars = not quiet
@@ -91,8 +91,8 @@ def train(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = F
     """Train a CLIP model with Ray Train on a build's shards; re-running with the same name resumes."""
     import os
 
-    from pipeline.config import load_config
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.config import load_config
+    from pipeline.core.ray_setup import init_ray
     from training.config import TrainConfig
     from training.console import progress_line, summary_text
     from training.trainer import preflight, run_training
@@ -194,10 +194,11 @@ def _submit_command(command: str):
         submission_id: Annotated[str | None, typer.Option(help="Job id to use (default: Ray picks one).")] = None,
     ):
         from infra import submit as jobs
+        from pipeline.app.configs import resolve_config
 
         spec = jobs.JobSpec(
             command=command,
-            config_yaml=jobs.resolve_config(command, config, set_),  # a bad config exits 2 before any network
+            config_yaml=resolve_config(command, config, set_),  # a bad config exits 2 before any network
             mode="installed" if installed else "working_dir",
             project_dir=working_dir,
             env_vars=jobs.parse_env(env),
@@ -289,7 +290,7 @@ def demo(
 ):
     """Run the main job end to end on the embedded default: a synthetic web on 127.0.0.1, a local Ray, build ->
     train -> eval -> report."""
-    from pipeline.demo import run_demo
+    from pipeline.app.demo import run_demo
 
     run_demo(workdir=workdir, use_s3=s3, size=size, steps=steps, verbose=verbose, s3_endpoint=s3_endpoint)
 
@@ -314,7 +315,7 @@ def metadata_build(
     import time
 
     from curation.metadata import MetadataConfig, build_metadata, write_metadata
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     overrides = list(set_ or [])
     overrides += [f"target={target}"] if target is not None else []

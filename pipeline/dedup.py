@@ -38,8 +38,9 @@ from pydantic import Field, model_validator
 from curation.images import ImageConfig
 from curation.neardup import table_blocks, table_radius, union_find_components
 from curation.phash import hamming
-from pipeline.config import StrictModel
-from pipeline.errors import ClipforgeError
+from pipeline.core.config import StrictModel
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import S3Options, Uri, filesystem, open_write, write_bytes
 from pipeline.stages.base import CPU_LIGHT, StageSpec, apply_stage
 from pipeline.stages.dedup import (
     ARTIFACT_SCHEMA,
@@ -54,7 +55,6 @@ from pipeline.stages.dedup import (
     hash_rows,
 )
 from pipeline.stages.eval_dedup import EVAL_HASH_SCHEMA, EvalHashConfig, EvalSetConfig, hash_eval_images
-from pipeline.storage import S3Options, Uri, filesystem, open_write, write_bytes
 
 MAX_PARTITIONS = 200  # Ray's default hash-shuffle parallelism
 ROWS_PER_PARTITION = 2_000_000  # exploded rows per shuffle partition: small inputs get few partitions (fewer actors)

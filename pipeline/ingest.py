@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipeline.build_config import InputConfig
-from pipeline.errors import ClipforgeError
-from pipeline.storage import S3Options, Uri, exists, filesystem, list_uris
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import S3Options, Uri, exists, filesystem, list_uris
 
 _EXT = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import report_plots as plots
+from pipeline.core.storage import S3Options, write_bytes
 from pipeline.report_html import esc, figure, kv_table, missing, page, section, table
 from pipeline.report_inputs import ReportInputs, load_inputs
 from pipeline.report_summaries import (
@@ -28,7 +29,6 @@ from pipeline.report_summaries import (
     word_counts,
 )
 from pipeline.rundir import RunDir
-from pipeline.storage import S3Options, write_bytes
 
 TRAIN_KEYS = ("loss/contrastive", "train/lr", "train/logit_scale", "perf/samples_per_s")
 

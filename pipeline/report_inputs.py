@@ -1,8 +1,8 @@
 """Read what the curation report shows from a run directory (local or s3://): every input optional but the manifest.
 
-Each artifact is read once through `pipeline.storage` / pyarrow filesystems; a missing artifact leaves its field None
-(the report then says "not in this run"). Picks (sample grid, duplicate pairs) are seeded, so the same run and seed
-give the same report. Nothing here renders HTML.
+Each artifact is read once through `pipeline.core.storage` / pyarrow filesystems; a missing artifact leaves its field
+None (the report then says "not in this run"). Picks (sample grid, duplicate pairs) are seeded, so the same run
+and seed give the same report. Nothing here renders HTML.
 
 Reads (paths relative to RUN):
   manifest.json (required), config.yaml (`match.metadata` → entry names), stats/funnel.json,
@@ -28,10 +28,10 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import yaml
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import S3Options, Uri, filesystem, list_uris, read_bytes
 from pipeline.report_summaries import DOWNLOAD_STAGES, pick_pairs, pick_rows
 from pipeline.rundir import RunDir
-from pipeline.storage import S3Options, Uri, filesystem, list_uris, read_bytes
 
 SIDECAR_COLUMNS = ["uid", "key", "url", "caption", "lang", "width", "height", "orig_width", "orig_height"]
 DEDUP_STEPS = ("exact", "near")

@@ -1,7 +1,7 @@
 """A run directory (local or s3://): named artifact paths, small JSON/npy artifacts, Ray Data checkpoints.
 
 Layout (DESIGN.md §1): config.yaml, manifest.json (written last), curated/ or shards/, rejects/, stats/, work/.
-Small artifacts go through `pipeline.storage` (atomic); datasets through pyarrow filesystems (Ray Data).
+Small artifacts go through `pipeline.core.storage` (atomic); datasets through pyarrow filesystems (Ray Data).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.storage import S3Options, Uri, delete, exists, filesystem, read_bytes, write_bytes
+from pipeline.core.storage import S3Options, Uri, delete, exists, filesystem, read_bytes, write_bytes
 
 
 class RunDir:
@@ -86,3 +86,24 @@ class RunDir:
         self.remove("work", name)  # a killed earlier run's files would otherwise be read back as well
         ds.write_parquet(path, filesystem=fs)
         return ray.data.read_parquet(path, filesystem=fs)
+
+
+# Rejected rows' columns, renamed as rejects/*.parquet stores them (DESIGN.md §1: uid, url, stage, reason, detail).
+REJECT_FILE_COLUMNS = {
+    "uid": "uid",
+    "url": "url",
+    "reject_stage": "stage",
+    "reject_reason": "reason",
+    "reject_detail": "detail",
+}
+
+
+def write_rejects(run: RunDir, sources: list) -> None:
+    """Rewrite rejects/ from scratch with the rejected rows of each dataset in `sources` (one write each)."""
+    from ray.data.expressions import col
+
+    run.remove("rejects")
+    fs, path = run.fs("rejects")
+    for ds in sources:
+        rejected = ds.filter(expr=col("reject_reason").is_not_null()).select_columns(list(REJECT_FILE_COLUMNS))
+        rejected.rename_columns(REJECT_FILE_COLUMNS).write_parquet(path, filesystem=fs)

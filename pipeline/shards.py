@@ -5,7 +5,7 @@ A row's shard is a hash of its uid (`shard_of`); inside a shard rows are sorted 
 `{shard:06d}{index:06d}` (img2dataset's shard × 10^6 + index). So a shard's bytes are a pure function of the rows
 it holds, and re-writing it (a retried task, a resumed run) produces the same file. Write order per shard: sidecar,
 tar, then the ledger entry RUN/work/shards/shard-NNNNNN.json ({path, sidecar, n, sha256, bytes}) — the commit
-point a resumed run trusts. A shard's tar appears at its final name only complete (`pipeline.storage`).
+point a resumed run trusts. A shard's tar appears at its final name only complete (`pipeline.core.storage`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options, list_uris, open_write, read_bytes, write_bytes
 from pipeline.rundir import RunDir
 from pipeline.stages.base import CPU_LIGHT
 from pipeline.stages.download_parts import uid_buckets
-from pipeline.storage import S3Options, list_uris, open_write, read_bytes, write_bytes
 
 SHARD_SALT = 0x7368617264  # "shard"
 SIDECAR_COLUMNS = [

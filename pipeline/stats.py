@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 from pipeline.rundir import RunDir
 
 DUPLICATE_REASONS = frozenset({"duplicate_url"})

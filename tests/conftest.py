@@ -19,7 +19,7 @@ os.environ.pop("AWS_PROFILE", None)
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray with 2 CPUs for the whole session (stages use fractional CPUs so 2 cores do not hang)."""
-    from pipeline.ray_setup import init_ray, shutdown_ray
+    from pipeline.core.ray_setup import init_ray, shutdown_ray
 
     os.environ.pop("RAY_ADDRESS", None)
     info = init_ray(num_cpus=2)

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.config import StrictModel
-from pipeline.storage.s3 import S3Options
+from pipeline.core.config import StrictModel
+from pipeline.core.storage.s3 import S3Options
 
 
 class ModelConfig(StrictModel):

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 from training.balance import epoch_order, online_keep, uid_to_u64
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")

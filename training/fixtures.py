@@ -139,7 +139,7 @@ def tiny_train_config(manifest: str, storage_path: str, name: str, **overrides: 
     """A TrainConfig for the synthetic build on a 2-core machine: clipforge-debug (32 px), global batch 32 on
     2 CPU workers of 0.5 CPU each, lr 2e-3 with 5 warmup steps. `overrides` are dotted keys (`{"steps": 20,
     "workers.num_workers": 1}`)."""
-    from pipeline.config import apply_overrides
+    from pipeline.core.config import apply_overrides
 
     base = {
         "name": name,

@@ -16,7 +16,7 @@ import open_clip
 import torch
 
 from evaluation.models import MODELS_DIR, register_model_configs
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 from training.config import ModelConfig
 
 __all__ = ["BuiltModel", "build_model", "get_tokenizer", "param_groups", "register_model_configs"]

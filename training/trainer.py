@@ -1,6 +1,6 @@
 """Driver side of `clipforge train`: resolve storage, build the dataset, run a `TorchTrainer`, return a summary.
 
-Expects Ray to be initialised already (`pipeline.ray_setup.init_ray`). Resume is by name: the run directory is
+Expects Ray to be initialised already (`pipeline.core.ray_setup.init_ray`). Resume is by name: the run directory is
 storage_path/name, and Ray Train V2 restores the latest checkpoint of a run with the same (storage_path, name).
 `fit()` raises when retries are exhausted; that becomes a `TrainingFailed` naming the run directory.
 """
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config import dump_config
-from pipeline.errors import ClipforgeError
-from pipeline.storage import Uri, filesystem, pyarrow_uri, ray_train_storage, write_bytes
+from pipeline.core.config import dump_config
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import Uri, filesystem, pyarrow_uri, ray_train_storage, write_bytes
 from training.board import board_name, create_board
 from training.config import TrainConfig
 from training.data import build_dataset, read_manifest

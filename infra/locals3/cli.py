@@ -37,7 +37,7 @@ def serve(
     import signal
 
     from infra.locals3.server import LocalS3, check_loopback, write_ready_file
-    from pipeline.storage import Uri
+    from pipeline.core.storage import Uri
 
     check_loopback(host, allow_non_loopback)
     buckets = [Uri.parse(f"s3://{b}").bucket for b in bucket or []]  # bad names fail before anything starts

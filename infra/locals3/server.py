@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ClipforgeError
-from pipeline.storage import S3Options, Uri
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import S3Options, Uri
 
 DUMMY_KEY = "testing"
 """The access key id and secret the local server is used with; moto accepts any."""
@@ -216,7 +216,7 @@ class LocalS3Process(_Endpoint):
 
 def write_ready_file(path: str | os.PathLike[str], server: LocalS3) -> None:
     """Atomically write `{"endpoint_url", "port", "pid"}` to `path` for whoever waits on it."""
-    from pipeline.storage import write_bytes
+    from pipeline.core.storage import write_bytes
 
     info = {"endpoint_url": server.endpoint_url, "port": server.port, "pid": os.getpid()}
     write_bytes(os.fspath(path), json.dumps(info).encode())

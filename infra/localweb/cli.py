@@ -34,7 +34,7 @@ def generate(
     import time
 
     from infra.localweb.config import WebConfig
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     cfg = load_config(WebConfig, config, set_ or [])  # before the heavy imports: a typo fails fast
     from infra.localweb.generate import generate as generate_web

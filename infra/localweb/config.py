@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config import StrictModel, validate_config
-from pipeline.errors import ClipforgeError
+from pipeline.core.config import StrictModel, validate_config
+from pipeline.core.errors import ClipforgeError
 
 WEB_JSON = "web.json"
 """The generated web's manifest (seed, base_url, resolved config, counts); written last by `generate`."""

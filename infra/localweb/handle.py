@@ -21,7 +21,7 @@ from typing import Any
 from infra.localweb.config import WebConfig, load_web
 from infra.localweb.protocol import WorkerLoop, accept_forever
 from infra.localweb.server import WebServer
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 
 SERVE_THREADS = 2
 """Event loops (threads) that serve connections, round-robin. One is enough for the CPU; two keep the server's share

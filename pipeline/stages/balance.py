@@ -7,15 +7,17 @@ No shuffle: each block emits one `np.bincount` row; the driver sums them as uint
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.balancing import entry_probs, keep_prob, sample_keep
-from pipeline.config import StrictModel
+from curation.balancing import entry_probs, expected_kept, keep_prob, sample_keep, t_for_tail_share, tail_share
+from pipeline.build_config import BalanceConfig
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
-from pipeline.storage import S3Options, read_bytes
 
 BALANCED_OUT = "balanced_out"
 
@@ -101,3 +103,36 @@ class PreBalanceStage(BalanceStage):
     def __call__(self, batch: pa.Table) -> pa.Table:
         out = super().__call__(batch)
         return out.rename_columns(["keep_prob_pre" if c == "keep_prob" else c for c in out.column_names])
+
+
+def choose_t(cfg: BalanceConfig, counts: np.ndarray, ds, say: Callable[[str], None]) -> tuple[float, dict]:
+    """t from count₁ (fixed, or the tail-share rule) and the balance summary recorded in the manifest."""
+    if counts.sum() == 0:
+        t = 1.0
+    elif cfg.t == "auto":
+        t = float(t_for_tail_share(counts, cfg.tail_share))
+    else:
+        t = float(cfg.t)
+    t = max(t, 1.0)
+    info = {
+        "t": t,
+        "t_mode": "auto" if cfg.t == "auto" else "fixed",
+        "tail_share_at_t": tail_share(counts, t) if counts.sum() else 0.0,
+        "entries_matched": int((counts > 0).sum()),
+        "matches": int(counts.sum()),
+        "expected_kept": round(_expected(ds, entry_probs(counts, t)), 1),
+        "seed": cfg.seed,
+    }
+    say(
+        f"count₁: t = {t:g} ({info['t_mode']}), {info['entries_matched']} entries matched, "
+        f"expected kept without losses {info['expected_kept']:.0f}"
+    )
+    return t, info
+
+
+def _expected(ds, probs: np.ndarray) -> float:
+    total = 0.0
+    for batch in ds.select_columns(["entry_ids", "reject_reason"]).iter_batches(batch_format="pyarrow"):
+        live = pc.is_null(batch["reject_reason"])
+        total += expected_kept(batch["entry_ids"].filter(live).combine_chunks(), probs)
+    return total

@@ -19,9 +19,9 @@ from pydantic import Field
 from curation.balancing import splitmix64
 from curation.neardup import band_keys, pairs_within, table_radius
 from curation.phash import hamming
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import CPU_LIGHT, Resources, live_mask, mark_rejected
-from pipeline.storage import S3Options, read_bytes
 
 
 class DedupReason(StrEnum):
@@ -154,7 +154,7 @@ def bucket_pairs(group: pa.Table, config: BucketConfig) -> pa.Table:
 
 
 def read_parquet_uri(uri: str, s3: S3Options | None = None) -> pa.Table:
-    """A small parquet artifact, local or on S3, read whole (through `pipeline.storage`)."""
+    """A small parquet artifact, local or on S3, read whole (through `pipeline.core.storage`)."""
     return pq.read_table(pa.BufferReader(read_bytes(uri, s3)))
 
 

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from curation.fetch import Fetcher
 from curation.fetch_config import FetchConfig, FetchStatus
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
 from pipeline.stages.base import IO_BOUND, Resources, live_mask, mark_rejected
 
 

@@ -1,9 +1,10 @@
 """Ray Data stage: resumable downloads. One call fetches one download part — the live rows whose uid hashes to it —
 with `FetchImagesStage`, and commits the result atomically as RUN/work/download/part-NNNNNN.parquet.
 
-A part's file is its commit marker: it appears whole or not at all (`pipeline.storage.open_write`), so a re-run of a
-killed build downloads only the parts without a file. Part membership is a pure function of (uid, number of parts),
-never of partitioning or order. Rows are never dropped: failures are `reject_reason` values, as in the fetch stage.
+A part's file is its commit marker: it appears whole or not at all (`pipeline.core.storage.open_write`), so a re-run
+of a killed build downloads only the parts without a file. Part membership is a pure function of (uid, number of
+parts), never of partitioning or order. Rows are never dropped: failures are `reject_reason` values,
+as in the fetch stage.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.balancing import splitmix64, uid_digest64
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options, Uri, list_uris, open_write
 from pipeline.stages.base import CPU_LIGHT, IO_BOUND, Resources
 from pipeline.stages.images import FetchImagesConfig, FetchImagesStage
-from pipeline.storage import S3Options, Uri, list_uris, open_write
 
 PART_INPUT_COLUMNS = ["uid", "url", "url_raw", "caption", "lang", "lang_score", "entry_ids", "keep_prob_pre"]
 """Columns a download part carries from the text phase (those present); the fetch and image columns are added."""

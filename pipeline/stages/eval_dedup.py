@@ -18,10 +18,10 @@ from pydantic import Field
 from curation.images import ImageConfig, process_images
 from curation.neardup import eval_set_matches
 from curation.phash import hamming
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options
 from pipeline.stages.base import CPU_HEAVY, CPU_LIGHT, Resources, live_mask, mark_rejected
 from pipeline.stages.dedup import read_parquet_uri
-from pipeline.storage import S3Options
 
 
 class EvalDedupReason(StrEnum):

@@ -25,7 +25,7 @@ import pyarrow as pa
 from curation.fetch import Fetcher
 from curation.fetch_config import FetchResult, FetchStatus
 from curation.images import ImageConfig, ImageStatus, process_images
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
 from pipeline.stages.base import CPU_HEAVY, IO_BOUND, Resources, live_mask, mark_rejected
 from pipeline.stages.download import FETCH_COLUMNS, DownloadConfig
 

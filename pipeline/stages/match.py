@@ -10,9 +10,9 @@ import pyarrow as pa
 
 from curation.matching import EntryMatcher
 from curation.metadata import parse_metadata
-from pipeline.config import StrictModel
+from pipeline.core.config import StrictModel
+from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import CPU_HEAVY, Resources, live_mask, mark_rejected
-from pipeline.storage import S3Options, read_bytes
 
 NO_MATCH = "no_match"
 

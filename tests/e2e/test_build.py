@@ -24,7 +24,7 @@ from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
 from pipeline.build import build
 from pipeline.build_config import BuildConfig
-from pipeline.config import validate_config
+from pipeline.core.config import validate_config
 
 N = 5000
 # The answers file's vocabulary for what a downloader should reach, by fetch status. Image-level outcomes

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.demo import BUCKET, TRAIN_NAME
-from pipeline.storage import filesystem, list_uris, read_bytes
+from pipeline.app.demo import BUCKET, TRAIN_NAME
+from pipeline.core.storage import filesystem, list_uris, read_bytes
 
 SIZE, STEPS = 600, 12
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from infra.locals3.server import LocalS3, LocalS3Process
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 
 
 def test_binds_loopback_on_a_free_port_and_serves_s3():

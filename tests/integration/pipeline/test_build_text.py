@@ -17,8 +17,8 @@ from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 from pipeline.build import build
 from pipeline.build_config import BuildConfig
-from pipeline.config import validate_config
-from pipeline.errors import ClipforgeError
+from pipeline.core.config import validate_config
+from pipeline.core.errors import ClipforgeError
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import ray
 
-from pipeline.ray_setup import GiB, init_ray, local_object_store_bytes
+from pipeline.core.ray_setup import GiB, init_ray, local_object_store_bytes
 
 
 def test_object_store_sizing_is_clamped():

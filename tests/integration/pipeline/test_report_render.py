@@ -28,11 +28,11 @@ from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 from pipeline.build import build
 from pipeline.build_config import BuildConfig
-from pipeline.config import validate_config
+from pipeline.core.config import validate_config
+from pipeline.core.storage import list_uris, read_bytes, write_bytes
 from pipeline.report import write_report
 from pipeline.report_plots import FUNNEL_COLOUR
 from pipeline.stages.dedup import ARTIFACT_SCHEMA
-from pipeline.storage import list_uris, read_bytes, write_bytes
 
 HOSTILE = '<script>document.title="pwned"</script><img src="http://evil.invalid/x.png"> a red circle'
 HOSTILE_URL = 'http://evil.invalid/"><script>alert(1)</script>.jpg'

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from pipeline.storage import filesystem, list_uris, ray_train_storage
+from pipeline.core.storage import filesystem, list_uris, ray_train_storage
 
 
 def test_ray_data_reads_and_writes_parquet_on_local_s3(ray_local, local_s3, s3_bucket):

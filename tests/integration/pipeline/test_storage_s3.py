@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.storage import (
+from pipeline.core.storage import (
     MULTIPART_THRESHOLD,
     StorageError,
     Uri,
@@ -169,7 +169,7 @@ def test_failed_multipart_upload_is_aborted_and_leaves_nothing(local_s3, s3_buck
 
 KILLED_S3_WRITER = """
 import io, pathlib, sys, time
-from pipeline.storage import MULTIPART_THRESHOLD, S3Options, write_fileobj
+from pipeline.core.storage import MULTIPART_THRESHOLD, S3Options, write_fileobj
 
 class Stalls(io.RawIOBase):
     # serves one full part of bytes, then says so and blocks forever: the writer is mid-upload when killed
@@ -216,7 +216,7 @@ def test_killed_writer_leaves_no_partial_object(local_s3, s3_bucket, tmp_path):
 CROSS_PROCESS_READER = """
 import hashlib, json, sys
 import boto3
-from pipeline.storage import read_bytes, write_bytes
+from pipeline.core.storage import read_bytes, write_bytes
 
 data = read_bytes(sys.argv[1])  # endpoint from AWS_ENDPOINT_URL*, as a Ray worker would get it
 plain = boto3.client("s3").get_object(Bucket=sys.argv[2], Key="shared/in.bin")["Body"].read()

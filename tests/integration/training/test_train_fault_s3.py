@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 import pytest
 import ray
 
-from pipeline.storage.s3 import filesystem
+from pipeline.core.storage.s3 import filesystem
 from training.board import NAMESPACE, board_name
 from training.fixtures import tiny_train_config, write_synthetic_build
 from training.metrics import read_metrics_csv

@@ -5,7 +5,7 @@ import pytest
 from evaluation.command import checkpoint_settings, load_eval_config
 from evaluation.config import EvalConfig
 from evaluation.errors import EvaluationError
-from pipeline.config import ConfigError, load_config
+from pipeline.core.config import ConfigError, load_config
 
 
 def test_defaults():

@@ -16,7 +16,7 @@ from evaluation.datasets import (
     parse_benchmark_spec,
 )
 from evaluation.errors import EvaluationError
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 
 
 def png(colour, size=(6, 4)) -> bytes:

@@ -15,7 +15,7 @@ import ray
 import yaml
 
 from pipeline.build_config import BuildConfig
-from pipeline.config import validate_config
+from pipeline.core.config import validate_config
 from training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from infra.localweb.config import WebConfig
-from pipeline.config import ConfigError, load_config
+from pipeline.core.config import ConfigError, load_config
 
 
 def test_defaults_are_valid_and_loopback():

@@ -12,9 +12,11 @@ import typer.main
 import yaml
 
 from infra import submit as jobs
+from pipeline.app.configs import resolve_config
 from pipeline.build_config import BuildConfig
 from pipeline.cli import app, main
-from pipeline.config import load_config
+from pipeline.core.config import load_config
+from pipeline.core.errors import ClipforgeError
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def test_bad_config_exits_2_before_contacting_the_cluster(tmp_path, monkeypatch,
 
 
 def test_resolved_config_is_what_the_job_loads(build_yaml, tmp_path):
-    text = jobs.resolve_config("build", build_yaml, ["balance.seed=7"])
+    text = resolve_config("build", build_yaml, ["balance.seed=7"])
     shipped = tmp_path / jobs.JOB_CONFIG_NAME
     shipped.write_text(text)
     assert load_config(BuildConfig, shipped) == load_config(BuildConfig, build_yaml, ["balance.seed=7"])
@@ -44,12 +46,12 @@ def test_resolved_config_is_what_the_job_loads(build_yaml, tmp_path):
 
 @pytest.mark.parametrize("command", ["train", "eval"])
 def test_train_and_eval_configs_resolve_from_defaults(command):
-    assert isinstance(yaml.safe_load(jobs.resolve_config(command, None, [])), dict)
+    assert isinstance(yaml.safe_load(resolve_config(command, None, [])), dict)
 
 
 def test_unknown_command_is_an_error():
-    with pytest.raises(jobs.SubmitError, match="unknown command 'report'"):
-        jobs.resolve_config("report", None, [])
+    with pytest.raises(ClipforgeError, match="unknown command 'report'"):
+        resolve_config("report", None, [])
 
 
 def test_working_dir_package_ships_the_checkout_and_the_config(tmp_path):

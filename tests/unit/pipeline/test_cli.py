@@ -84,7 +84,7 @@ def test_demo_bad_s3_endpoint_exits_2_before_any_work(tmp_path, url):
 
 
 def test_demo_s3_endpoint_is_normalised_and_keeps_the_environment(monkeypatch):
-    from pipeline.demo import check_endpoint, endpoint_env
+    from pipeline.app.demo import check_endpoint, endpoint_env
 
     assert check_endpoint(" http://127.0.0.1:9000/ ") == "http://127.0.0.1:9000"
     assert check_endpoint("https://s3.example.internal") == "https://s3.example.internal"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import (
+from pipeline.core.config import (
     ConfigError,
     StrictModel,
     apply_overrides,

@@ -3,8 +3,8 @@
 import pytest
 
 from pipeline.build_config import BuildConfig
-from pipeline.config import ConfigError, load_config
 from pipeline.config_docs import ROOT, render
+from pipeline.core.config import ConfigError, load_config
 
 
 def test_generated_files_are_up_to_date():

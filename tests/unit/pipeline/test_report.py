@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 from pipeline.report import SECTIONS, render, write_report
 from pipeline.report_inputs import ReportInputs, load_inputs
 from pipeline.report_plots import thumbnail_uri

@@ -2,7 +2,7 @@
 
 from pipeline.build import EXECUTION_ONLY, resume_identity
 from pipeline.build_config import BuildConfig
-from pipeline.config import config_hash, validate_config
+from pipeline.core.config import config_hash, validate_config
 
 
 def cfg(**download) -> BuildConfig:

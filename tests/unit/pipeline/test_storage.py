@@ -11,8 +11,8 @@ import pyarrow.fs as pafs
 import pytest
 from pydantic import ValidationError
 
-from pipeline.errors import ClipforgeError
-from pipeline.storage import (
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import (
     S3Options,
     StorageError,
     Uri,
@@ -194,7 +194,7 @@ def test_create_if_absent_first_writer_wins_locally(tmp_path):
 
 KILLED_LOCAL_WRITER = """
 import sys, time
-from pipeline.storage import open_write
+from pipeline.core.storage import open_write
 with open_write(sys.argv[1]) as f:
     f.write(b"x" * 100_000)
     f.flush()

@@ -15,11 +15,11 @@ def run_train(args, capsys):
 
 
 def test_missing_build_is_named_and_ray_never_starts(tmp_path, capsys, monkeypatch):
-    import pipeline.ray_setup
+    import pipeline.core.ray_setup
 
     started = []
     # Another test in the same process may already have a Ray running, so watch the call, not ray.is_initialized().
-    monkeypatch.setattr(pipeline.ray_setup, "init_ray", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(pipeline.core.ray_setup, "init_ray", lambda *a, **k: started.append(1))
     code, err = run_train(["--set", f"data.manifest={tmp_path}/nothing"], capsys)
     assert code == 2 and "no build manifest" in err and "data.manifest" in err and "Traceback" not in err
     assert started == []

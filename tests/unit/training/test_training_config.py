@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from pipeline.core.config import ConfigError, load_config
 from training.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"

@@ -7,7 +7,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 from training.balance import online_keep, uid_to_u64
 from training.data import (
     decode_augment_tokenize,

@@ -6,7 +6,7 @@ import open_clip
 import pytest
 import torch
 
-from pipeline.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError
 from training.config import ModelConfig, OptimConfig
 from training.model import build_model, forward_flops_per_sample, param_groups, register_model_configs
 from training.optim import build_optimizer, lr_at

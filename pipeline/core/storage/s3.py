@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import field_validator
 
-from pipeline.config import StrictModel
-from pipeline.storage.uri import Location, StorageError, Uri
+from pipeline.core.config import StrictModel
+from pipeline.core.storage.uri import Location, StorageError, Uri
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 """S3 objects above this many bytes go multipart, in parts of this size (boto3's default; S3's minimum is 5 MiB)."""

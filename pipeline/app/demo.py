@@ -50,7 +50,7 @@ def run_demo(
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
     from infra.localweb.handle import serve_in_thread
-    from pipeline.ray_setup import init_ray
+    from pipeline.core.ray_setup import init_ray
 
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def check_endpoint(url: str) -> str:
     """`url` without a trailing slash if it is an `http://` or `https://` server root, else a `ClipforgeError`."""
     from urllib.parse import urlsplit
 
-    from pipeline.errors import ClipforgeError
+    from pipeline.core.errors import ClipforgeError
 
     try:
         parts = urlsplit(url.strip())
@@ -136,8 +136,8 @@ def _ensure_bucket(name: str) -> str:
     """Create bucket `name` on the endpoint of the environment unless it exists; return `s3://name`."""
     from botocore.exceptions import ClientError
 
-    from pipeline.storage import Uri, exists, s3_client
-    from pipeline.storage.s3 import s3_errors
+    from pipeline.core.storage import Uri, exists, s3_client
+    from pipeline.core.storage.s3 import s3_errors
 
     uri = Uri.parse(f"s3://{name}")
     if not exists(str(uri)):
@@ -194,7 +194,7 @@ def _env(values: dict[str, str]):
 def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
     from pipeline.build import build
     from pipeline.build_config import BuildConfig
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     sets = json.dumps([{"name": "synthetic", "path": str(web_dir / "eval" / "synthetic.parquet")}])
     cfg = load_config(
@@ -213,7 +213,7 @@ def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
 
 
 def _train(run_uri: str, steps: int):
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from training.config import TrainConfig
     from training.console import progress_line
     from training.trainer import run_training
@@ -245,7 +245,7 @@ def _evaluate(export: str, web_dir: Path, run_uri: str, workdir: Path) -> dict:
     from evaluation.config import EvalConfig
     from evaluation.report import write_results
     from evaluation.run import evaluate
-    from pipeline.storage import Uri, read_bytes, write_bytes
+    from pipeline.core.storage import Uri, read_bytes, write_bytes
 
     remote = Uri.parse(run_uri).scheme == "s3"
     model_dir = Path(export)

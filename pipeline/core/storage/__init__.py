@@ -12,7 +12,7 @@ pyarrow output streams do NOT give this: closing one on an exception publishes w
 that must be all-or-nothing through `open_write`; let pyarrow and Ray read through `filesystem`.
 """
 
-from pipeline.storage.ops import (
+from pipeline.core.storage.ops import (
     TEMP_MARK,
     create_if_absent,
     delete,
@@ -25,8 +25,15 @@ from pipeline.storage.ops import (
     write_bytes,
     write_fileobj,
 )
-from pipeline.storage.s3 import MULTIPART_THRESHOLD, S3Options, filesystem, pyarrow_uri, ray_train_storage, s3_client
-from pipeline.storage.uri import Location, StorageError, Uri
+from pipeline.core.storage.s3 import (
+    MULTIPART_THRESHOLD,
+    S3Options,
+    filesystem,
+    pyarrow_uri,
+    ray_train_storage,
+    s3_client,
+)
+from pipeline.core.storage.uri import Location, StorageError, Uri
 
 __all__ = [
     "MULTIPART_THRESHOLD",

@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from pipeline.errors import ClipforgeError
+from curation.strict import StrictModel as StrictModel  # re-exported: the one config base
+from pipeline.core.errors import ClipforgeError
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ClipforgeError):
     """A config could not be loaded; the message names the file and the key."""
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are rejected, docstrings become field descriptions."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

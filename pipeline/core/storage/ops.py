@@ -13,8 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from pipeline.storage.s3 import MULTIPART_THRESHOLD, S3Options, object_exists, object_key, s3_client, s3_errors, upload
-from pipeline.storage.uri import Location, StorageError, Uri
+from pipeline.core.storage.s3 import (
+    MULTIPART_THRESHOLD,
+    S3Options,
+    object_exists,
+    object_key,
+    s3_client,
+    s3_errors,
+    upload,
+)
+from pipeline.core.storage.uri import Location, StorageError, Uri
 
 TEMP_MARK = ".clipforge-tmp-"
 """Local temp files are named `.{name}.clipforge-tmp-{hex}`: hidden (pyarrow and Ray skip dot-files) and skipped by
