@@ -2,6 +2,7 @@
 
     python benchmarks/balance_ablation.py                       # 8,000 candidates, 2 seeds, 400 steps per run
     python benchmarks/balance_ablation.py --seeds 0,1,2 --steps 600 --candidates 12000
+    python benchmarks/balance_ablation.py --smoke               # 150 candidates, 1 seed, 2 steps: does it run
 
 One synthetic web (Zipf-distributed concepts: the head concept holds ~24 % of rows, the bottom 20 concepts ~5 %)
 is built twice by the real `clipforge build`: (a) balanced — text, match, download, dedup, balance at t: auto —
@@ -18,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,43 +32,40 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def build_both(work: Path, candidates: int) -> tuple[Path, dict, dict[str, str]]:
+def build_both(work: Path, candidates: int, metadata: Path, faults: bool = True) -> tuple[Path, dict, dict[str, str]]:
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
     from infra.localweb.handle import serve_in_thread
-    from pipeline.app.demo import _build, _metadata
+    from pipeline.app.demo import demo_build_config
+    from pipeline.build import build
 
     web = work / "web"
     if not (web / "web.json").exists():
-        generate(WebConfig(seed=0, n_candidates=candidates, slow_seconds=12.0), web)
-    metadata = _metadata(work)
+        no_faults = {} if faults else {"fault_rate": 0.0, "eval_per_concept": 1}  # smoke: nothing to wait for
+        generate(WebConfig(seed=0, n_candidates=candidates, slow_seconds=12.0, **no_faults), web)
     runs = {"balanced": str(work / "balanced"), "unbalanced": str(work / "unbalanced")}
     manifests = {}
     with serve_in_thread(web):
         for arm, run in runs.items():
+            cfg = demo_build_config(web, metadata, run, candidates)
+            assert cfg.stages[-1] == "balance", f"configs/demo.yaml's stages changed: {cfg.stages}"
+            if arm == "unbalanced":  # the same stages without the last one: matched, downloaded, deduplicated
+                stages = ",".join(cfg.stages[:-1])
+                cfg = demo_build_config(web, metadata, run, candidates, [f"stages=[{stages}]"])
             t0 = time.monotonic()
-            manifests[arm] = _build_arm(web, metadata, run, balance=arm == "balanced", build=_build)
+            manifests[arm] = build(cfg, say=lambda m: None)
             print(f"build {arm}: {manifests[arm]['counts']} in {time.monotonic() - t0:.0f}s", file=sys.stderr)
     return web, manifests, runs
 
 
-def _build_arm(web: Path, metadata: Path, run: str, balance: bool, build) -> dict:
-    import pipeline.app.demo as demo
+def small_metadata(work: Path) -> Path:
+    """A few hundred entries naming the synthetic web's concepts (smoke mode: the 500k list takes minutes)."""
+    from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES, TEXTURES
 
-    if balance:
-        return build(web, metadata, run, verbose=False)
-    old = demo.DEMO_BUILD
-    unbalanced = Path(run + ".yaml")
-    text = old.read_text().replace(
-        "stages: [text, match, download, dedup, balance]", "stages: [text, match, download, dedup]"
-    )
-    assert "stages: [text, match, download, dedup]" in text, "configs/demo.yaml's stages line changed"
-    unbalanced.write_text(text)
-    demo.DEMO_BUILD = unbalanced
-    try:
-        return build(web, metadata, run, verbose=False)
-    finally:
-        demo.DEMO_BUILD = old
+    words = ["0", "1", "7", "a", "photo", "digit", "handwritten", *COLOURS, *SHAPES, *TEXTURES, *DIGIT_WORDS]
+    path = work / "metadata-small.json"
+    path.write_text(json.dumps(words + [f"{c} {s}" for c in COLOURS for s in SHAPES]))
+    return path
 
 
 def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.ndarray) -> dict:
@@ -130,14 +130,20 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--workdir", default="bench-out/balance_ablation")
+    p.add_argument("--smoke", action="store_true", help="a tiny run that checks the benchmark works (seconds)")
     args = p.parse_args()
+    if args.smoke:
+        args.candidates, args.steps, args.seeds = 150, 2, "0"
+        args.workdir = tempfile.mkdtemp(prefix="balance-ablation-smoke-")
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
+    from pipeline.app.demo import demo_metadata
     from pipeline.core.ray_setup import init_ray
 
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     init_ray()
-    web, manifests, runs = build_both(work, args.candidates)
+    metadata = small_metadata(work) if args.smoke else demo_metadata(work)
+    web, manifests, runs = build_both(work, args.candidates, metadata, faults=not args.smoke)
     tail = tail_concepts(web)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -168,6 +174,8 @@ def main() -> int:
             f"{statistics.mean(r['tail_acc1'] for r in xs):.1%} | "
             f"{statistics.mean(r['head_acc1'] for r in xs):.1%} | |"
         )
+    if args.smoke:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

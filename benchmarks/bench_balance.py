@@ -6,6 +6,7 @@ metadata; the pipeline is the build's own: `count_entries` (per-block bincount, 
 reference is a single-process numpy loop over saved inverted indices); the figure is throughput and memory.
 
     python benchmarks/bench_balance.py --rows 10000000
+    python benchmarks/bench_balance.py --smoke          # 2,000 rows: does it run
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ make_block.name = "synthesize"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--smoke", action="store_true", help="2,000 rows: checks the benchmark works (seconds)")
     args = ap.parse_args()
+    if args.smoke:
+        args.rows = 2000
     import ray
 
     from curation.balancing import t_for_tail_share

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_build.py                     # 50,000 candidates
     python benchmarks/bench_build.py --candidates 5000   # smaller
+    python benchmarks/bench_build.py --smoke             # 200 candidates, no faults: does it run
 
 The web is generated, then served from its own process (prewarmed, so rendering never limits). The build runs as
 the real CLI (`python -m pipeline.cli build CONFIG -q`) in a child process with its own local Ray (all cores); CPU and
@@ -74,7 +75,10 @@ def main() -> None:
     p.add_argument("--rows-per-part", type=int, default=2000)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--smoke", action="store_true", help="200 candidates without faults: checks the benchmark works")
     args = p.parse_args()
+    if args.smoke:
+        args.candidates, args.threads = 200, 8
 
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
@@ -83,7 +87,8 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_build_"))
     web = work / "web"
     t0 = time.monotonic()
-    generate(WebConfig(seed=0, n_candidates=args.candidates, slow_seconds=6.0), web)
+    no_faults = {"fault_rate": 0.0, "eval_per_concept": 1} if args.smoke else {}  # smoke: nothing to wait for
+    generate(WebConfig(seed=0, n_candidates=args.candidates, slow_seconds=6.0, **no_faults), web)
     print(f"web of {args.candidates} candidates generated in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     cfg = write_config(work, web, args)
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -98,6 +103,10 @@ def main() -> None:
         raise SystemExit(f"build failed with exit status {rc}")
     manifest = json.loads((work / "run" / "manifest.json").read_text())
     report(args, work, manifest, wall, tree)
+    if args.smoke and args.workdir is None:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def report(args: argparse.Namespace, work: Path, m: dict, wall: float, tree: TreeSampler) -> None:

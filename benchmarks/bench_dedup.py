@@ -1,6 +1,6 @@
 """Dedup benchmark: pHash vs imagehash, near-duplicate search at 10^6, and a measured extrapolation to 10^8.
 
-    python benchmarks/bench_dedup.py [--n 1000000] [--images 300] [--quick]
+    python benchmarks/bench_dedup.py [--n 1000000] [--images 300] [--quick | --smoke]
 
 1. pHash per image, single thread, outputs asserted bit-identical:
    (a) hash only, on images already decoded (what `phash64` replaces): `imagehash.phash` in a loop vs `phash64`
@@ -16,6 +16,7 @@
    fitted to c·N²; bucketing throughput (rows of (table, key) per core-second) measured at --n; both scaled to
    10^8 hashes × 20 tables. Real pHashes are more skewed than these synthetic ones, so the candidate figure is
    a lower bound; the cluster cost excludes Ray's shuffle.
+`--smoke` checks that it runs (a few seconds): tiny sizes, and no img2dataset side (1c is skipped).
 Times are CPU seconds of this single-threaded process (other load on a shared machine does not count).
 Prints Markdown lines for benchmarks/RESULTS.md.
 """
@@ -241,20 +242,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="hashes for the near-dup benchmark")
     ap.add_argument("--images", type=int, default=300, help="images per pHash measurement")
     ap.add_argument("--quick", action="store_true", help="n=100000, images=60")
+    ap.add_argument("--smoke", action="store_true", help="n=2000, images=3, no img2dataset side: does it run")
     args = ap.parse_args()
     if args.quick:
         args.n, args.images = 100_000, 60
+    if args.smoke:
+        args.n, args.images = 2000, 3
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     print(f"load average at start: {os.getloadavg()[0]:.2f} (CPU-time measurements)\n")
     print("| measurement | peer | clipforge | ratio | command |")
     print("|---|---|---|---|---|")
-    for fn, arg in [
-        (bench_hash_only, args.images),
-        (bench_from_bytes, args.images),
-        (bench_stage, args.images // 3),
-        (bench_neardup, args.n),
-    ]:
+    steps = [(bench_hash_only, args.images), (bench_from_bytes, args.images)]
+    steps += [] if args.smoke else [(bench_stage, args.images // 3)]  # the peer (img2dataset) side
+    for fn, arg in [*steps, (bench_neardup, args.n)]:
         for line in fn(arg):
             print(line, flush=True)
 

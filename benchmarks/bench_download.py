@@ -2,16 +2,16 @@
 vs img2dataset itself, side by side in one run on the same URLs from the synthetic web on loopback.
 
     python benchmarks/bench_download.py                 # 6,000 URLs, 256–768 px JPEGs → 256² center crop, ~3 min
-    python benchmarks/bench_download.py --quick         # smoke test
+    python benchmarks/bench_download.py --quick         # 1,200 URLs over 200 images
+    python benchmarks/bench_download.py --smoke         # does it run: 20 URLs, `fused` only, no img2dataset
     python benchmarks/bench_download.py --min-side 512 --max-side 2048 --images 300 --n 3000   # large sources
-    python benchmarks/bench_download.py --sides i2d,fused,split --rounds 3
+    python benchmarks/bench_download.py --sides i2d,fused,parts --rounds 3
 
 Sides, each in its own child process (the web server is another process, prewarmed, so rendering never limits):
   i2d    `img2dataset.download(input_format="parquet", output_format="webdataset", resize_mode="center_crop",
          processes_count=2, thread_count=T)`: urllib fetch, cv2 + albumentations resize, tar writer; no pHash.
   fused  clipforge `FetchImagesStage` on a local Ray with 2 CPUs (each thread fetches its URL through the safe
          fetcher, then decodes, resizes, encodes, sha256s and pHashes it); written as parquet.
-  split  clipforge `DownloadStage` → `ImagesStage` (two operators; bodies cross the object store).
   parts  what `clipforge build` runs: rows hashed into download parts of --rows-per-part (1,000, the build's
          default), `map_groups` calls `DownloadPartStage` once per part, which fetches and processes the part as
          `fused` does and writes it to parquet itself; only a one-row summary returns through Ray.
@@ -144,8 +144,7 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
     from curation.fetch_config import FetchConfig
     from curation.images import ImageConfig
     from pipeline.stages.base import StageSpec, run_stages
-    from pipeline.stages.download import DownloadConfig, DownloadStage
-    from pipeline.stages.images import FetchImagesConfig, FetchImagesStage, ImagesStage
+    from pipeline.stages.download import DownloadConfig, FetchImagesConfig, FetchImagesStage
 
     # One host serves every URL here, so the per-host cap is lifted to the thread count (img2dataset has none).
     fetch = FetchConfig(allow_cidrs=["127.0.0.0/8"], per_host_concurrency=args.threads, retries=0)
@@ -171,10 +170,7 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
         ds = run_stages(ds, [StageSpec(add_part_column, n_parts)])
         done = apply_group_stage(ds, "part", StageSpec(DownloadPartStage, cfg), min(n_parts, MAX_GROUP_PARTITIONS))
         return sum(row["ok"] for row in done.take_all())
-    if side == "fused":
-        specs = [StageSpec(FetchImagesStage, FetchImagesConfig(download=download, image=image), args.batch)]
-    else:
-        specs = [StageSpec(DownloadStage, download, args.batch), StageSpec(ImagesStage, image, args.batch)]
+    specs = [StageSpec(FetchImagesStage, FetchImagesConfig(download=download, image=image), args.batch)]
     ds = ray.data.read_parquet(str(urls)).repartition(max(2, n // args.batch))
     run_stages(ds, specs).write_parquet(str(out))
     reasons = pq.read_table(out, columns=["reject_reason"])["reject_reason"]
@@ -192,7 +188,8 @@ def child(args: argparse.Namespace) -> None:
         from pipeline.core.ray_setup import init_ray
 
         init_ray(num_cpus=args.cpus)
-        jobs = (("warmup", WARMUP), ("small", args.small), ("full", args.n))  # Ray starts its workers once
+        jobs = (("warmup", args.warmup), ("small", args.small), ("full", args.n))  # Ray starts its workers once
+        jobs = tuple((name, n) for name, n in jobs if n)  # --smoke has no warm-up job
     runner = run_i2d if args.child == "i2d" else lambda *a: run_ours(args.child, *a)
     with TreeSampler(os.getpid()) as sampler:
         for name, n in jobs:
@@ -220,7 +217,7 @@ def make_web(work: Path, args: argparse.Namespace) -> Path:
     generate(cfg, web)
     base = load_web(web)[0].base_url
     row = 0
-    for name, n in (("warmup", WARMUP), ("small", args.small), ("full", args.n)):
+    for name, n in (("warmup", args.warmup), ("small", args.small), ("full", args.n)):
         urls = [f"{base}/img/ok/{(row + i) % args.images}/0/{row + i}.jpg" for i in range(n)]
         pq.write_table(
             pa.table({"url": urls, "caption": [f"picture {row + i}" for i in range(n)]}), work / f"urls-{name}.parquet"
@@ -232,7 +229,7 @@ def make_web(work: Path, args: argparse.Namespace) -> Path:
 def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, dict]:
     """Run one side in a child process; its per-job JSON lines by job name."""
     cmd = [sys.executable, __file__, "--child", side, "--work", str(work)]
-    keys = ("n", "small", "images", "image_size", "threads", "processes", "cpus", "batch", "rows_per_part")
+    keys = ("n", "small", "warmup", "images", "image_size", "threads", "processes", "cpus", "batch", "rows_per_part")
     for key in (*keys, "process_slots"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -263,7 +260,6 @@ def figures(jobs: dict[str, dict]) -> dict[str, float]:
 LABELS = {
     "i2d": "img2dataset 1.47 (no pHash)",
     "fused": "clipforge FetchImagesStage (+ sha256, pHash)",
-    "split": "clipforge DownloadStage → ImagesStage (+ pHash)",
     "parts": "clipforge build's download parts (fused, written by the actor)",
     "parts-ungated": "same, every thread may decode at once (no process slots)",
     "parts-1slot": "same, one process slot per actor",
@@ -285,7 +281,9 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for side, m in med.items():
-        ratio = f"**{base['marginal_cpu_ms'] / m['marginal_cpu_ms']:.2f}×**" if base and side != "i2d" else "1"
+        ratio = "1" if side == "i2d" else "—"  # "—": no img2dataset side in this run
+        if base and side != "i2d":
+            ratio = f"**{base['marginal_cpu_ms'] / m['marginal_cpu_ms']:.2f}×**"
         lines.append(
             f"| {LABELS[side]} | {m['job_img_s']:.0f} | {m['marginal_img_s']:.0f} | {m['job_cpu_ms']:.2f} | "
             f"{m['marginal_cpu_ms']:.2f} | {1000 / m['marginal_cpu_ms']:.0f} | {ratio} | {m['peak_rss_mib']:.0f} |"
@@ -308,8 +306,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100, help="rows per Ray Data batch (and block)")
     p.add_argument("--rows-per-part", type=int, default=1000, help="parts side: rows per part (build default)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--sides", default="i2d,fused", help="any of i2d, fused, split, parts, parts-ungated, parts-1slot")
-    p.add_argument("--quick", action="store_true", help="smoke test: 1,200 URLs over 200 images")
+    p.add_argument("--sides", help="any of i2d, fused, parts, parts-ungated, parts-1slot (default i2d,fused)")
+    p.add_argument("--warmup", type=int, default=WARMUP, help="URLs of the unmeasured first job (Ray sides)")
+    p.add_argument("--quick", action="store_true", help="1,200 URLs over 200 images")
+    p.add_argument("--smoke", action="store_true", help="a tiny run that checks the benchmark works (no img2dataset)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -317,6 +317,11 @@ def main() -> None:
         return child(args)
     if args.quick:
         args.n, args.images = 1200, 200
+    args.sides = args.sides or ("fused" if args.smoke else "i2d,fused")
+    if args.smoke:  # a few URLs, one round, no warm-up, no peer (img2dataset need not be installed)
+        args.n, args.small, args.warmup, args.images, args.threads, args.rounds = 20, 10, 0, 10, 8, 1
+        args.min_side, args.max_side, args.image_size, args.batch, args.rows_per_part = 64, 128, 64, 10, 10
+        args.sides = ",".join(s for s in args.sides.split(",") if s != "i2d") or "fused"
     args.small = args.small or max(50, args.n // 8)
     from infra.localweb.handle import LocalWebProcess
 

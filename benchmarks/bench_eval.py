@@ -1,7 +1,7 @@
 """Zero-shot evaluation vs CLIP_benchmark: the same checkpoint, the same data, the same machine.
 
 Exports a tiny model (default clipforge-tiny: random init, image projection ridge-fitted to digits so it scores
-well above chance; see evaluation/fixtures.py) as an open_clip local-dir and scikit-learn's 1,797 digits in
+well above chance; see tests/fixtures/evaluation.py) as an open_clip local-dir and scikit-learn's 1,797 digits in
 CLIP_benchmark's webdataset layout, then evaluates zero-shot classification with clipforge
 (`evaluation`) and with CLIP_benchmark's own CLI code path (`clip_benchmark eval --dataset wds/digits`), each in a
 fresh process, alternating, `--repeats` times. Reports:
@@ -14,6 +14,7 @@ CLIP_benchmark lives in its own venv (it pins other webdataset/transformers vers
     python3.11 -m venv /tmp/cb && /tmp/cb/bin/pip install clip-benchmark==1.6.2 requests \\
         torch==2.14.1 torchvision==0.29.1 open_clip_torch==3.3.0
     .venv/bin/python benchmarks/bench_eval.py --cb-python /tmp/cb/bin/python
+    .venv/bin/python benchmarks/bench_eval.py --smoke     # clipforge's side only, once: does it run
 Top-level imports are stdlib only: the same file runs as the worker in either venv (`--side ours|cb|templates`).
 """
 
@@ -32,7 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 METRICS = ("acc1", "acc5", "mean_per_class_recall")
 
 
-def side_ours(model_dir: str, wds_dir: str, threads: int, amp: bool, workers: int | None) -> dict:
+def side_ours(
+    model_dir: str, wds_dir: str, threads: int, amp: bool, workers: int | None, max_samples: int | None = None
+) -> dict:
     """clipforge: load model + benchmark, zero-shot classification; timed without imports."""
     sys.path.insert(0, str(REPO))
     import torch
@@ -43,10 +46,13 @@ def side_ours(model_dir: str, wds_dir: str, threads: int, amp: bool, workers: in
     from evaluation.models import load_model
     from evaluation.run import evaluate_benchmark
 
-    cfg = EvalConfig(model=f"local-dir:{model_dir}", tasks=["zeroshot_classification"], amp=amp, num_workers=workers)
+    cfg = EvalConfig(
+        model=f"local-dir:{model_dir}", tasks=["zeroshot_classification"], amp=amp, num_workers=workers,
+        max_samples=max_samples,
+    )
     start = time.perf_counter()
     lm = load_model(cfg.model, None, cfg.device)
-    bench = load_benchmark(f"wds:{wds_dir}")
+    bench = load_benchmark(f"wds:{wds_dir}", cfg.max_samples)
     (record,) = evaluate_benchmark(lm, bench, cfg)
     seconds = time.perf_counter() - start
     return {"metrics": record["metrics"], "n": record["n_samples"], "seconds": seconds, "device": lm.device}
@@ -109,9 +115,9 @@ def prepare(workdir: Path, model: str, copies: int) -> tuple[Path, Path]:
     import open_clip
 
     from evaluation.datasets import Benchmark, ImageList, Split, load_digits_benchmark
-    from evaluation.fixtures import fit_visual_projection
     from evaluation.models import export_local_dir, export_random_local_dir, load_model
     from evaluation.wds import export_wds
+    from tests.fixtures.evaluation import fit_visual_projection
 
     digits = load_digits_benchmark()
     lm = load_model(f"local-dir:{export_random_local_dir(model, workdir / 'random', seed=0)}", device="cpu")
@@ -127,7 +133,7 @@ def _worker(python: str, side: str, args: argparse.Namespace, model_dir: Path, w
     cmd = [python, __file__, "--side", side, "--model-dir", str(model_dir), "--wds-dir", str(wds_dir),
            "--threads", str(args.threads), "--workdir", str(args.workdir)]  # fmt: skip
     cmd += (["--amp"] if args.amp else []) + ([] if args.workers is None else ["--workers", str(args.workers)])
-    cmd += ["--cb-workers", str(args.cb_workers)]
+    cmd += ["--cb-workers", str(args.cb_workers)] + (["--smoke"] if args.smoke else [])
     env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if args.device == "cpu" else {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=args.workdir, env=env)
     if proc.returncode != 0:
@@ -148,6 +154,11 @@ def compare_templates(theirs: dict) -> list[str]:
 def main_driver(args: argparse.Namespace) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     model_dir, wds_dir = prepare(args.workdir, args.model, args.copies)
+    if args.smoke:  # our side only: CLIP_benchmark lives in another venv that a smoke run does not need
+        run = _worker(sys.executable, "ours", args, model_dir, wds_dir)
+        print(f"smoke: clipforge zero-shot on {run['n']} digits: acc1 {run['metrics']['acc1']:.3f}, "
+              f"{run['n'] / run['seconds']:.0f} img/s (CLIP_benchmark side skipped)")
+        return
     runs: dict[str, list[dict]] = {"ours": [], "cb": []}
     for _ in range(args.repeats):
         runs["ours"].append(_worker(sys.executable, "ours", args, model_dir, wds_dir))
@@ -194,18 +205,24 @@ def main() -> None:
     p.add_argument("--copies", type=int, default=1, help="Repeat the 1,797 digits this many times.")
     p.add_argument("--workers", type=int, default=None, help="clipforge's num_workers (default: its auto choice).")
     p.add_argument("--cb-workers", type=int, default=4, help="CLIP_benchmark's --num_workers (its default: 4).")
+    p.add_argument("--smoke", action="store_true", help="our side once on 200 digits, no CLIP_benchmark")
     p.add_argument("--side", choices=["ours", "cb", "templates"], help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--wds-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.side == "ours":
-        print(json.dumps(side_ours(args.model_dir, args.wds_dir, args.threads, args.amp, args.workers)))
+        max_samples = 200 if args.smoke else None
+        print(json.dumps(side_ours(args.model_dir, args.wds_dir, args.threads, args.amp, args.workers, max_samples)))
     elif args.side == "cb":
         out = str(Path(args.workdir) / "cb_result.json")
         print(json.dumps(side_cb(args.model_dir, args.wds_dir, args.threads, args.amp, out, args.cb_workers)))
     elif args.side == "templates":
         print(json.dumps(side_templates()))
     else:
+        if args.smoke:
+            import tempfile
+
+            args.workdir = Path(tempfile.mkdtemp(prefix="bench-eval-smoke-"))
         args.workdir = args.workdir.resolve()
         main_driver(args)
 

@@ -1,6 +1,7 @@
 """Text-curation benchmark: MetaCLIP matching vs MetaCLIP's own Aho-Corasick matcher, and normalise+LID+match.
 
     python benchmarks/bench_text.py [--captions 100000] [--batch 1000] [--metadata PATH] [--out bench-out/text]
+    python benchmarks/bench_text.py --smoke     # 300 captions, 1 repeat, small metadata: does it run
 
 1. metadata: `clipforge metadata build --target 500000` (offline) unless --metadata is given; then, in a fresh
    process, load it and build an EntryMatcher (wall time, peak RSS), and compare unpickling a matcher with
@@ -42,6 +43,15 @@ def build_metadata_list(out: Path) -> tuple[Path, float]:
     start = time.monotonic()
     subprocess.run([*cmd, "--overwrite"], check=True, cwd=ROOT, capture_output=True, text=True)
     return path, time.monotonic() - start
+
+
+def small_metadata(out: Path, n: int = 2000) -> Path:
+    """The `n` commonest English words as a metadata list (smoke mode: the 500k build takes minutes)."""
+    import wordfreq
+
+    path = out / "metadata-small.json"
+    path.write_text(json.dumps([w for w in wordfreq.top_n_list("en", n * 2) if w.isalpha()][:n]))
+    return path
 
 
 _LOAD_PROBE = """
@@ -265,7 +275,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--metadata", type=Path, help="an existing metadata.json (default: build a 500k one)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "text")
+    ap.add_argument("--smoke", action="store_true", help="300 captions, 1 repeat, a 2,000-entry metadata: does it run")
     args = ap.parse_args()
+    if args.smoke:
+        import tempfile
+
+        args.captions, args.repeats, args.out = 300, 1, Path(tempfile.mkdtemp(prefix="bench-text-smoke-"))
+        args.metadata = small_metadata(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
 
     path, build_s = (args.metadata, None) if args.metadata else build_metadata_list(args.out)

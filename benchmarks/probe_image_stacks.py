@@ -9,6 +9,7 @@
 
     python benchmarks/probe_image_stacks.py                      # 300 small sources (256–768 px)
     python benchmarks/probe_image_stacks.py --min-side 512 --max-side 2048
+    python benchmarks/probe_image_stacks.py --smoke              # 5 images, 1 round: does it run
 
 A probe, not the benchmark: no network, no Ray; `bench_download.py` measures the whole step against img2dataset.
 """
@@ -32,7 +33,10 @@ def main() -> None:
     p.add_argument("--max-side", type=int, default=768)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="a tiny run that checks the probe works: 5 images, 1 round")
     args = p.parse_args()
+    if args.smoke:
+        args.images, args.rounds = 5, 1
 
     import cv2
     import numpy as np

@@ -9,18 +9,15 @@ within a row, as `EntryMatcher` produces them (MetaCLIP counts an entry at most 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-IdLists = Sequence[np.ndarray] | pa.ListArray | pa.LargeListArray | pa.ChunkedArray
+from curation.hashing import MASK64, hash_uniforms, splitmix64, uid_to_u64
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+IdLists = Sequence[np.ndarray] | pa.ListArray | pa.LargeListArray | pa.ChunkedArray
 
 
 def flatten_id_lists(id_lists: IdLists) -> tuple[np.ndarray, np.ndarray]:
@@ -80,29 +77,12 @@ def expected_kept(id_lists: IdLists, probs: np.ndarray) -> float:
     return float(np.sum(keep_prob(id_lists, probs)))
 
 
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser applied elementwise to `uint64` values (a bijection of 64-bit words)."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(x, dtype=np.uint64) + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        return z ^ (z >> np.uint64(31))
-
-
-def uid_digest64(uids: Sequence[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """`uint64[n]`: the first 8 bytes (little-endian) of BLAKE2b-64 of each uid's UTF-8 bytes."""
-    rows = uids.to_pylist() if isinstance(uids, pa.Array | pa.ChunkedArray) else uids
-    blob = b"".join(hashlib.blake2b(u.encode("utf-8"), digest_size=8).digest() for u in rows)
-    return np.frombuffer(blob, dtype="<u8").astype(np.uint64)
-
-
 def pair_uniforms(seed: int, uid64: np.ndarray, entries: np.ndarray) -> np.ndarray:
     """U[0, 1) per (uid, entry) pair, `float64[len(entries)]`, a pure function of (seed, uid, entry):
     `splitmix64(splitmix64(uid64 ^ splitmix64(seed)) ^ entry) >> 11`, scaled by 2^-53."""
-    key = splitmix64(np.asarray([seed & (2**64 - 1)], dtype=np.uint64))[0]
+    key = splitmix64(np.asarray([seed & MASK64], dtype=np.uint64))[0]
     row_key = splitmix64(np.asarray(uid64, dtype=np.uint64) ^ key)
-    bits = splitmix64(row_key ^ np.asarray(entries).astype(np.uint64))
-    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return hash_uniforms(splitmix64(row_key ^ np.asarray(entries).astype(np.uint64)))
 
 
 def sample_keep(uids: Sequence[str] | pa.Array, id_lists: IdLists, probs: np.ndarray, seed: int) -> np.ndarray:
@@ -116,7 +96,7 @@ def sample_keep(uids: Sequence[str] | pa.Array, id_lists: IdLists, probs: np.nda
     if len(uids) != n:
         raise ValueError(f"{len(uids)} uids for {n} rows of entry ids")
     rows = np.repeat(np.arange(n), np.diff(offsets))
-    fired = pair_uniforms(seed, uid_digest64(uids)[rows], values) < probs[values]
+    fired = pair_uniforms(seed, uid_to_u64(uids)[rows], values) < probs[values]
     keep = np.zeros(n, dtype=bool)
     keep[rows[fired]] = True
     return keep

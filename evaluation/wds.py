@@ -3,16 +3,15 @@
     ROOT/{split}/nshards.txt   ROOT/{split}/0.tar … {n-1}.tar   (key.{webp|png|jpg|jpeg} + key.cls | key.txt)
     ROOT/classnames.txt   ROOT/zeroshot_classification_templates.txt ({c} placeholder)   ROOT/dataset_type.txt
 
-Samples are grouped as webdataset groups them: consecutive tar members whose names share the part before the
-first dot of the base name. `dataset_type.txt` says `retrieval` for caption sets (captions are the lines of
-key.txt); anything else, or no file, is classification. Tar files are written with zeroed metadata so the same
-benchmark always exports to the same bytes.
+Tars are read and written by `pipeline.core.tar`: samples are grouped as webdataset groups them (consecutive
+members whose names share the part before the first dot of the base name), and metadata is zeroed so the same
+benchmark always exports to the same bytes. `dataset_type.txt` says `retrieval` for caption sets (captions are the
+lines of key.txt); anything else, or no file, is classification.
 """
 
 from __future__ import annotations
 
 import io
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,31 +20,9 @@ import numpy as np
 from evaluation.benchmark import CLASSIFICATION, RETRIEVAL, Benchmark, ImageList, Split, read_lines
 from evaluation.errors import EvaluationError
 from evaluation.templates import IMAGENET_TEMPLATES
+from pipeline.core.tar import iter_samples, write_tar
 
 IMAGE_KEYS = ("webp", "png", "jpg", "jpeg")
-
-
-def _split_name(name: str) -> tuple[str, str]:
-    folder, _, base = name.rpartition("/")
-    stem, _, ext = base.partition(".")
-    return (f"{folder}/{stem}" if folder else stem), ext.lower()
-
-
-def tar_samples(path: Path) -> Iterator[dict[str, bytes]]:
-    """The samples of one tar, in order: {'__key__': key, ext: bytes, ...} (webdataset's grouping rule)."""
-    current: dict[str, bytes] = {}
-    with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            key, ext = _split_name(member.name)
-            if current and current["__key__"] != key:
-                yield current
-                current = {}
-            current["__key__"] = key
-            current[ext] = tar.extractfile(member).read()
-    if current:
-        yield current
 
 
 def _read_split(root: Path, split: str, kind: str) -> Split:
@@ -59,7 +36,9 @@ def _read_split(root: Path, split: str, kind: str) -> Split:
         shard = root / split / f"{i}.tar"
         if not shard.is_file():
             raise EvaluationError(f"wds benchmark {str(root)!r}: shard {str(shard)!r} is missing (nshards={nshards}).")
-        for s in tar_samples(shard):
+        with shard.open("rb") as f:
+            samples = list(iter_samples(f))
+        for s in samples:
             image = next((s[k] for k in IMAGE_KEYS if k in s), None)
             target = s.get("txt" if kind == RETRIEVAL else "cls")
             if image is None or target is None:
@@ -107,16 +86,20 @@ def load_wds(path: str, split: str = "test") -> Benchmark:
     return Benchmark(name, kind, test, train, classnames, templates, notes)
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
 def _encode_png(images: ImageList, i: int) -> bytes:
     buf = io.BytesIO()
     images[i].save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _members(split: Split, indices: range) -> Iterator[tuple[str, bytes]]:
+    for i in indices:
+        key = f"s{i:08d}"
+        yield f"{key}.png", _encode_png(split.images, i)
+        if split.captions is not None:
+            yield f"{key}.txt", "\n".join(split.captions[i]).encode("utf-8")
+        else:
+            yield f"{key}.cls", str(int(split.labels[i])).encode()
 
 
 def write_wds_split(split: Split, out: Path, shard_size: int = 1000) -> int:
@@ -124,14 +107,8 @@ def write_wds_split(split: Split, out: Path, shard_size: int = 1000) -> int:
     out.mkdir(parents=True, exist_ok=True)
     nshards = max(1, -(-len(split) // shard_size))
     for s in range(nshards):
-        with tarfile.open(out / f"{s}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i in range(s * shard_size, min(len(split), (s + 1) * shard_size)):
-                key = f"s{i:08d}"
-                _add(tar, f"{key}.png", _encode_png(split.images, i))
-                if split.captions is not None:
-                    _add(tar, f"{key}.txt", "\n".join(split.captions[i]).encode("utf-8"))
-                else:
-                    _add(tar, f"{key}.cls", str(int(split.labels[i])).encode())
+        with (out / f"{s}.tar").open("wb") as f:
+            write_tar(f, _members(split, range(s * shard_size, min(len(split), (s + 1) * shard_size))))
     (out / "nshards.txt").write_text(f"{nshards}\n")
     return nshards
 

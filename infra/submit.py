@@ -93,9 +93,7 @@ class JobSpec:
 
 def default_project_dir() -> Path:
     """The checkout this clipforge is imported from (where pyproject.toml and configs/ live)."""
-    import pipeline
-
-    root = Path(pipeline.__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[1]  # infra/ sits at the checkout's root, beside pipeline/
     if not (root / "pyproject.toml").is_file():
         raise SubmitError(
             f"clipforge is not running from a source checkout ({root} has no pyproject.toml), so there is no "

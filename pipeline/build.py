@@ -14,11 +14,10 @@ Phases (the stages in the config choose which run; DESIGN.md §1):
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable
 
 from pipeline.build_config import BuildConfig
+from pipeline.build_images import image_steps
 from pipeline.core.config import config_hash, dump_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.ingest import check_candidates, read_candidates
@@ -28,9 +27,9 @@ from pipeline.stages.base import StageSpec, run_stages
 from pipeline.stages.match import MatchStage, MatchStageConfig, load_entries
 from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
 from pipeline.stats import accounting, funnel, package_versions
+from pipeline.steps import BuildState, Say, Step, reject_order, run_steps
 
 KEPT_COLUMNS = ["uid", "url", "caption", "lang", "lang_score", "entry_ids", "keep_prob"]
-Say = Callable[[str], None]
 
 
 def text_phase(cfg: BuildConfig) -> list[StageSpec]:
@@ -40,43 +39,101 @@ def text_phase(cfg: BuildConfig) -> list[StageSpec]:
     return specs
 
 
-def plan(cfg: BuildConfig) -> list[str]:
-    """The steps `build` runs, for `--dry-run`."""
-    steps = ["preflight: input files, metadata, eval sets", "ingest", "canonicalize"]
-    steps += [
+def _text_plan(cfg: BuildConfig) -> list[str]:
+    return [
+        "ingest",
+        "canonicalize",
         "one_record_per_url (barrier: groupby uid)",
         *[s.name for s in text_phase(cfg)],
         "checkpoint work/matched",
     ]
-    if "download" not in cfg.stages:
-        if "balance" in cfg.stages:
-            steps += ["count_entries (barrier) -> stats/entry_counts_pre.npy, t", "balance"]
-        return steps + [
-            "write curated/ + rejects/",
-            "count_entries (kept) -> stats/entry_counts_post.npy",
-            "manifest.json",
-        ]
-    steps += ["count_entries (barrier) -> stats/entry_counts_pre.npy, t"]
-    if "pre_balance" in cfg.stages:
-        steps += [f"pre_balance at t_pre = {cfg.balance.oversample:g} x t"]
-    steps += [
-        "checkpoint work/selected",
-        "download parts (fetch + decode + sha256 + pHash) -> work/download/ [resumable]",
-    ]
-    if "dedup" in cfg.stages:
-        steps += ["exact_dedup (barrier) -> dedup/exact.parquet"] if cfg.dedup.exact else []
-        steps += ["near_dedup (barrier) -> dedup/near.parquet"] if cfg.dedup.near else []
-        steps += ["eval_hashes (barrier) -> dedup/eval_hashes.parquet"] if cfg.dedup.eval_sets else []
-        steps += ["dedup", *(["eval_dedup"] if cfg.dedup.eval_sets else [])]
-    if "balance" in cfg.stages:
-        steps += ["count_entries (barrier) -> stats/entry_counts_dedup.npy", "balance at t"]
-    return steps + [
-        "checkpoint work/final (decisions, no image bytes)",
-        "write shards/shard-NNNNNN.tar + .parquet [resumable: ledger work/shards/]",
-        "write rejects/",
-        "count_entries (kept) -> stats/entry_counts_post.npy; stats/funnel.json; accounting",
-        "manifest.json",
-    ]
+
+
+def _text_step(state: BuildState) -> None:
+    cfg, run = state.cfg, state.run
+    t0 = time.monotonic()
+    matched = run.checkpoint_once("matched", lambda: _text_rows(cfg))
+    state.values.update(matched=matched, input_rows=run.read_json("work/matched.done")["rows"])
+    took = time.monotonic() - t0
+    state.say(f"text + match: {state.values['input_rows']} rows checkpointed ({_live(matched)} live) in {took:.1f}s")
+
+
+TEXT = Step("text", _text_step, _text_plan, rejects=(TextStage.name, TextStage.langid_stage, MatchStage.name))
+
+
+def _balance_text_only(state: BuildState) -> None:
+    cfg, run, matched = state.cfg, state.run, state.values["matched"]
+    counts = count_entries(matched, len(load_entries(cfg.match.metadata, cfg.s3)))
+    run.write_npy("stats/entry_counts_pre.npy", counts)
+    t, state.values["balance"] = choose_t(cfg.balance, counts, matched, state.say)
+    stage_cfg = BalanceStageConfig(
+        counts=run.path("stats/entry_counts_pre.npy"), t=t, seed=cfg.balance.seed, s3=cfg.s3
+    )
+    state.values["decided"] = run_stages(matched, [StageSpec(BalanceStage, stage_cfg)])
+
+
+def _write_text_only(state: BuildState) -> None:
+    cfg, run = state.cfg, state.run
+    n_kept, _ = write_outputs(run, state.values.get("decided", state.values["matched"]))
+    if "match" in cfg.stages:
+        kept = run.read("curated")
+        run.write_npy(
+            "stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3)))
+        )
+    state.values["outputs"] = {
+        "kind": "curated_candidates",
+        "counts": {"kept": n_kept},
+        "balance": state.values.get("balance", {}),
+        "outputs": {"curated": "curated/", "rejects": "rejects/", "stats": "stats/"},
+    }
+
+
+TEXT_ONLY_BALANCE = Step(
+    "balance",
+    _balance_text_only,
+    lambda cfg: ["count_entries (barrier) -> stats/entry_counts_pre.npy, t", "balance"],
+    rejects=(BalanceStage.name,),
+)
+TEXT_ONLY_WRITE = Step(
+    "write",
+    _write_text_only,
+    lambda cfg: ["write curated/ + rejects/", "count_entries (kept) -> stats/entry_counts_post.npy"],
+)
+
+
+def _accounting(state: BuildState) -> None:
+    run, outputs = state.run, state.values["outputs"]
+    check = accounting(run, input_rows=state.values["input_rows"])
+    run.write_json("stats/funnel.json", funnel(run, outputs["counts"]["kept"], reject_order(steps(state.cfg))))
+    state.values["accounting"] = check
+    state.say(
+        f"accounting: {check['input_rows']} input rows = {check['kept']} kept + {check['rejected']} rejected; "
+        f"{check['unique_uids']} distinct URLs, each exactly once"
+    )
+
+
+ACCOUNTING = Step(
+    "accounting",
+    _accounting,
+    lambda cfg: ["every input row kept or rejected exactly once (checked); stats/funnel.json"],
+)
+
+
+def steps(cfg: BuildConfig) -> list[Step]:
+    """The steps `build` runs for `cfg`, in order; `plan` prints them and the funnel orders its stages by them."""
+    if "download" in cfg.stages:
+        middle = image_steps(cfg)
+    else:
+        middle = ([TEXT_ONLY_BALANCE] if "balance" in cfg.stages else []) + [TEXT_ONLY_WRITE]
+    return [TEXT, *middle, ACCOUNTING]
+
+
+def plan(cfg: BuildConfig) -> list[str]:
+    """The steps `build` runs, for `--dry-run`: each step's name and what it does, from the list `build` executes."""
+    lines = ["preflight: input files, metadata, eval sets"]
+    for step in steps(cfg):
+        lines += [f"{step.name}: {line}" for line in step.plan(cfg)]
+    return lines + ["manifest.json (written last: the commit point)"]
 
 
 def preflight(cfg: BuildConfig) -> int | None:
@@ -139,19 +196,6 @@ def open_run(cfg: BuildConfig, run: RunDir, say: Say) -> dict | None:
     return None
 
 
-class Clock:
-    """Seconds per named step, for the manifest and the benchmark."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, step: str):
-        t0 = time.monotonic()
-        yield
-        self.seconds[step] = round(self.seconds.get(step, 0.0) + time.monotonic() - t0, 2)
-
-
 def build(cfg: BuildConfig, say: Say = print, overwrite: bool = False) -> dict:
     """Run the build into `cfg.output` and return the manifest. Re-running a completed run is a no-op; re-running a
     killed one resumes it; `overwrite` deletes the run directory first."""
@@ -162,32 +206,17 @@ def build(cfg: BuildConfig, say: Say = print, overwrite: bool = False) -> dict:
     done = open_run(cfg, run, say)
     if done is not None:
         return done
-    start, clock = time.monotonic(), Clock()
-    with clock("text"):
-        matched = run.checkpoint_once("matched", lambda: _text_rows(cfg))
-        input_rows = run.read_json("work/matched.done")["rows"]
-    say(f"text + match: {input_rows} rows checkpointed ({_live(matched)} live) in {clock.seconds['text']:.1f}s")
-    if "download" in cfg.stages:
-        from pipeline.build_images import image_build
-
-        outputs = image_build(cfg, run, matched, clock, say)
-    else:
-        outputs = text_only(cfg, run, matched, clock, say)
-    with clock("accounting"):
-        check = accounting(run, input_rows=input_rows)
-        stats = funnel(run, outputs["counts"]["kept"])
-        run.write_json("stats/funnel.json", stats)
-    say(
-        f"accounting: {check['input_rows']} input rows = {check['kept']} kept + {check['rejected']} rejected; "
-        f"{check['unique_uids']} distinct URLs, each exactly once"
-    )
+    start = time.monotonic()
+    state = BuildState(cfg, run, say)
+    run_steps(state, steps(cfg))
+    outputs, check = state.values["outputs"], state.values["accounting"]
     manifest = {
         "status": "complete",
         **outputs,
         "config_hash": config_hash(cfg),
         "stages": list(cfg.stages),
         "seconds": round(time.monotonic() - start, 1),
-        "seconds_by_step": clock.seconds,
+        "seconds_by_step": state.clock.seconds,
         "versions": package_versions(),
     }
     manifest["counts"] = {"input_rows": check["input_rows"], **manifest["counts"], "rejected": check["rejected"]}
@@ -205,31 +234,6 @@ def _live(ds) -> int:
     from ray.data.expressions import col
 
     return ds.filter(expr=col("reject_reason").is_null()).count()
-
-
-def text_only(cfg: BuildConfig, run: RunDir, matched, clock: Clock, say: Say) -> dict:
-    """[text, match, balance]: balance the candidates and write curated/ + rejects/ (no downloads)."""
-    ds, balance_info = matched, {}
-    with clock("balance"):
-        if "balance" in cfg.stages:
-            counts = count_entries(matched, len(load_entries(cfg.match.metadata, cfg.s3)))
-            run.write_npy("stats/entry_counts_pre.npy", counts)
-            t, balance_info = choose_t(cfg.balance, counts, matched, say)
-            stage_cfg = BalanceStageConfig(counts=run.path("stats/entry_counts_pre.npy"), t=t, seed=cfg.balance.seed)
-            ds = run_stages(matched, [StageSpec(BalanceStage, stage_cfg.model_copy(update={"s3": cfg.s3}))])
-    with clock("write"):
-        n_kept, _ = write_outputs(run, ds)
-        if "match" in cfg.stages:
-            kept = run.read("curated")
-            run.write_npy(
-                "stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3)))
-            )
-    return {
-        "kind": "curated_candidates",
-        "counts": {"kept": n_kept},
-        "balance": balance_info,
-        "outputs": {"curated": "curated/", "rejects": "rejects/", "stats": "stats/"},
-    }
 
 
 def write_outputs(run: RunDir, ds) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from curation.langid import LangIdConfig
 from curation.text import CaptionFilterConfig
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options
-from pipeline.dedup import DedupConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.stages.download import DownloadConfig
 
 Stage = Literal["text", "match", "pre_balance", "download", "dedup", "balance"]

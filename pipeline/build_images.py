@@ -9,15 +9,23 @@ entry), and their membership is a hash of the uid, so a re-run of a killed build
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.balancing import entry_counts
 from pipeline.build_config import BuildConfig
 from pipeline.core.errors import ClipforgeError
-from pipeline.dedup import eval_hashes, exact_dedup, near_dedup
+from pipeline.dedup import (
+    DedupRejectConfig,
+    DedupRejectStage,
+    EvalDedupConfig,
+    EvalDedupStage,
+    eval_hashes,
+    exact_dedup,
+    near_dedup,
+)
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.shards import (
     SHARD_SALT,
@@ -25,14 +33,13 @@ from pipeline.shards import (
     ShardWriteConfig,
     add_shard_column,
     committed_shards,
-    entry_counts,
     read_sidecars,
     shard_count,
     write_shard,
 )
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, PreBalanceStage, choose_t, count_entries
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
-from pipeline.stages.dedup import DedupRejectConfig, DedupRejectStage
+from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig
 from pipeline.stages.download_parts import (
     PART_INPUT_COLUMNS,
     PART_SALT,
@@ -42,59 +49,117 @@ from pipeline.stages.download_parts import (
     committed_parts,
     uid_buckets,
 )
-from pipeline.stages.eval_dedup import EvalDedupConfig, EvalDedupStage
-from pipeline.stages.images import FetchImagesConfig
+from pipeline.stages.match import load_entries
 from pipeline.stats import read_table
+from pipeline.steps import BuildState, Say, Step
 
-Say = Callable[[str], None]
 LIGHT_COLUMNS = ["uid", "url", "entry_ids", "phash", "reject_stage", "reject_reason", "reject_detail"]
 """What the decisions after download need (no image bytes): dedup stages, count₂, balance, rejects."""
 MAX_GROUP_PARTITIONS = 32
 
 
-def image_build(cfg: BuildConfig, run: RunDir, matched, clock, say: Say) -> dict:
-    """count₁ → [pre_balance] → download parts → dedup → count₂ → balance → shards → rejects → kept entry counts.
-    Returns the manifest's outputs (kind, counts, balance, shards, download, outputs)."""
-    from pipeline.stages.match import load_entries
-
+def _count1(state: BuildState) -> None:
+    cfg, run, matched = state.cfg, state.run, state.values["matched"]
     n_entries = len(load_entries(cfg.match.metadata, cfg.s3))
-    with clock("count1"):
-        counts = count_entries(matched, n_entries)
-        counts_uri = run.write_npy("stats/entry_counts_pre.npy", counts)
-        t, balance = choose_t(cfg.balance, counts, matched, say)
-    with clock("pre_balance"):
-        selected = matched
-        if "pre_balance" in cfg.stages:
-            balance["t_pre"] = cfg.balance.oversample * t
-            pre = BalanceStageConfig(counts=counts_uri, t=balance["t_pre"], seed=cfg.balance.seed, s3=cfg.s3)
-            selected = run_stages(matched, [StageSpec(PreBalanceStage, pre)])
-        selected = run.checkpoint_once("selected", selected)
-    with clock("download"):
-        download = download_parts(cfg, run, selected, say)
-    with clock("dedup"):
-        dedup = dedup_artifacts(cfg, run, say)
-    with clock("balance"):
-        specs, info = final_decisions(cfg, run, dedup, t, n_entries, say)
-        balance.update(info)
-        light = run.read("work", "download", columns=LIGHT_COLUMNS)
-        final = run.checkpoint_once("final", lambda: run_stages(light, specs))
-        n_kept = final.filter(expr=_col("reject_reason").is_null()).count()
-        say(f"balance: {n_kept} rows kept of {download['rows']} downloaded at t = {t:g}")
-    with clock("shards"):
-        shards = write_shards(cfg, run, specs, n_kept, say)
-    with clock("rejects"):
-        write_rejects(run, [selected, final])
-        kept = read_sidecars(run, ["entry_ids"])["entry_ids"]
-        run.write_npy("stats/entry_counts_post.npy", entry_counts(kept, n_entries))
-    say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
-    return {
+    counts = count_entries(matched, n_entries)
+    counts_uri = run.write_npy("stats/entry_counts_pre.npy", counts)
+    t, balance = choose_t(cfg.balance, counts, matched, state.say)
+    state.values.update(n_entries=n_entries, counts_uri=counts_uri, t=t, balance=balance)
+
+
+def _select(state: BuildState) -> None:
+    cfg, run, v = state.cfg, state.run, state.values
+    selected = v["matched"]
+    if "pre_balance" in cfg.stages:
+        v["balance"]["t_pre"] = cfg.balance.oversample * v["t"]
+        pre = BalanceStageConfig(counts=v["counts_uri"], t=v["balance"]["t_pre"], seed=cfg.balance.seed, s3=cfg.s3)
+        selected = run_stages(selected, [StageSpec(PreBalanceStage, pre)])
+    v["selected"] = run.checkpoint_once("selected", selected)
+
+
+def _download(state: BuildState) -> None:
+    state.values["download"] = download_parts(state.cfg, state.run, state.values["selected"], state.say)
+
+
+def _dedup(state: BuildState) -> None:
+    state.values["dedup"] = dedup_artifacts(state.cfg, state.run, state.say)
+
+
+def _balance(state: BuildState) -> None:
+    cfg, run, v = state.cfg, state.run, state.values
+    specs, info = final_decisions(cfg, run, v["dedup"], v["t"], v["n_entries"], state.say)
+    v["balance"].update(info)
+    light = run.read("work", "download", columns=LIGHT_COLUMNS)
+    final = run.checkpoint_once("final", lambda: run_stages(light, specs))
+    v.update(specs=specs, final=final, n_kept=final.filter(expr=_col("reject_reason").is_null()).count())
+    state.say(f"balance: {v['n_kept']} rows kept of {v['download']['rows']} downloaded at t = {v['t']:g}")
+
+
+def _shards(state: BuildState) -> None:
+    state.values["shards"] = write_shards(
+        state.cfg, state.run, state.values["specs"], state.values["n_kept"], state.say
+    )
+
+
+def _rejects(state: BuildState) -> None:
+    run, v = state.run, state.values
+    write_rejects(run, [v["selected"], v["final"]])
+    kept = read_sidecars(run, ["entry_ids"])["entry_ids"]
+    run.write_npy("stats/entry_counts_post.npy", entry_counts(kept, v["n_entries"]))
+    shards = v["shards"]
+    state.say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
+    v["outputs"] = {
         "kind": "webdataset_shards",
-        "counts": {"kept": n_kept, "downloaded": download["rows"], "shards": len(shards)},
-        "balance": balance,
-        "download": download,
+        "counts": {"kept": v["n_kept"], "downloaded": v["download"]["rows"], "shards": len(shards)},
+        "balance": v["balance"],
+        "download": v["download"],
         "shards": [{k: e[k] for k in ("path", "sidecar", "n", "sha256", "bytes")} for e in shards],
         "outputs": {"shards": "shards/", "rejects": "rejects/", "stats": "stats/", "dedup": "dedup/"},
     }
+
+
+def _dedup_plan(cfg: BuildConfig) -> list[str]:
+    if "dedup" not in cfg.stages:
+        return ["(off)"]
+    lines = ["exact_dedup (barrier) -> dedup/exact.parquet"] if cfg.dedup.exact else []
+    lines += ["near_dedup (barrier) -> dedup/near.parquet"] if cfg.dedup.near else []
+    lines += ["eval_hashes (barrier) -> dedup/eval_hashes.parquet"] if cfg.dedup.eval_sets else []
+    return lines
+
+
+def _balance_plan(cfg: BuildConfig) -> list[str]:
+    stages = ["dedup", *(["eval_dedup"] if cfg.dedup.eval_sets else [])] if "dedup" in cfg.stages else []
+    if "balance" in cfg.stages:
+        stages += ["count_entries (barrier) -> stats/entry_counts_dedup.npy", "balance at t"]
+    return [*stages, "checkpoint work/final (decisions, no image bytes)"]
+
+
+def _select_plan(cfg: BuildConfig) -> list[str]:
+    pre = [f"pre_balance at t_pre = {cfg.balance.oversample:g} x t"] if "pre_balance" in cfg.stages else []
+    return [*pre, "checkpoint work/selected"]
+
+
+def image_steps(cfg: BuildConfig) -> list[Step]:
+    """count₁ → [pre_balance] → download parts → dedup → count₂ + balance → shards → rejects + kept entry counts.
+    The last step leaves the manifest's outputs (kind, counts, balance, download, shards) in `values["outputs"]`."""
+    return [
+        Step("count1", _count1, lambda c: ["count_entries (barrier) -> stats/entry_counts_pre.npy, t"]),
+        Step("pre_balance", _select, _select_plan, rejects=(PreBalanceStage.name,)),
+        Step(
+            "download",
+            _download,
+            lambda c: ["download parts (fetch + decode + sha256 + pHash) -> work/download/ [resumable]"],
+            rejects=(DOWNLOAD, IMAGES),
+        ),
+        Step("dedup", _dedup, _dedup_plan),
+        Step(
+            "balance", _balance, _balance_plan, rejects=(DedupRejectStage.name, EvalDedupStage.name, BalanceStage.name)
+        ),
+        Step(
+            "shards", _shards, lambda c: ["write shards/shard-NNNNNN.tar + .parquet [resumable: ledger work/shards/]"]
+        ),
+        Step("rejects", _rejects, lambda c: ["write rejects/", "count_entries (kept) -> stats/entry_counts_post.npy"]),
+    ]
 
 
 def _col(name: str):

@@ -17,7 +17,7 @@ Reads (paths relative to RUN):
 from __future__ import annotations
 
 import json
-import tarfile
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ import yaml
 
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, Uri, filesystem, list_uris, read_bytes
+from pipeline.core.tar import TarError, iter_members
 from pipeline.report_summaries import DOWNLOAD_STAGES, pick_pairs, pick_rows
 from pipeline.rundir import RunDir
 
@@ -110,12 +111,11 @@ def read_members(tar_uri: str, names: set[str], s3: S3Options | None) -> dict[st
     """Members `names` of a tar (local or S3) in one sequential pass that stops once all are found."""
     fs, path = filesystem(tar_uri, s3)
     out: dict[str, bytes] = {}
-    with fs.open_input_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            if member.name in names and member.isfile():
-                out[member.name] = tar.extractfile(member).read()
-                if len(out) == len(names):
-                    break
+    with fs.open_input_stream(path) as stream, closing(iter_members(stream, names)) as members:
+        for name, data in members:
+            out[name] = data
+            if len(out) == len(names):
+                break
     return out
 
 
@@ -133,7 +133,7 @@ def _images(inputs: ReportInputs, uids: set[str], s3: S3Options | None) -> dict[
         tar = inputs.files[i].removesuffix(".parquet") + ".tar"
         try:
             found = read_members(tar, set(wanted), s3)
-        except (FileNotFoundError, tarfile.TarError) as e:
+        except (FileNotFoundError, TarError) as e:
             inputs.notes["images"] = f"could not read {tar}: {e}"
             continue
         out.update({wanted[name]: data for name, data in found.items()})

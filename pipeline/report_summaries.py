@@ -135,7 +135,7 @@ def head_entries(pre: np.ndarray, post: np.ndarray, t: float | None, names: list
 
 def cluster_sizes(artifact: pa.Table) -> list[tuple[int, int]]:
     """(cluster size, number of clusters) from a dedup artifact (one row per dropped uid with its representative and
-    cluster_size, `pipeline.stages.dedup.ARTIFACT_SCHEMA`), by size ascending."""
+    cluster_size, `pipeline.dedup.ARTIFACT_SCHEMA`), by size ascending."""
     if artifact.num_rows == 0:
         return []
     reps = artifact.group_by("representative").aggregate([("cluster_size", "max")])

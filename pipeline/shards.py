@@ -1,22 +1,21 @@
 """The shard writer: kept rows → WebDataset tars (`{key}.jpg`, `{key}.txt`, `{key}.json`) + one parquet sidecar per
 shard, each published atomically, plus a per-shard ledger entry; it never decides which rows are kept.
 
-A row's shard is a hash of its uid (`shard_of`); inside a shard rows are sorted by uid and keyed
+A row's shard is a hash of its uid (`add_shard_column`); inside a shard rows are sorted by uid and keyed
 `{shard:06d}{index:06d}` (img2dataset's shard × 10^6 + index). So a shard's bytes are a pure function of the rows
 it holds, and re-writing it (a retried task, a resumed run) produces the same file. Write order per shard: sidecar,
 tar, then the ledger entry RUN/work/shards/shard-NNNNNN.json ({path, sidecar, n, sha256, bytes}) — the commit
-point a resumed run trusts. A shard's tar appears at its final name only complete (`pipeline.core.storage`).
+point a resumed run trusts. A shard's tar appears at its final name only complete (`pipeline.core.storage`); its
+bytes come from the one deterministic tar writer, `pipeline.core.tar`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-import tarfile
+from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, list_uris, open_write, read_bytes, write_bytes
+from pipeline.core.tar import tar_bytes
 from pipeline.rundir import RunDir
 from pipeline.stages.base import CPU_LIGHT
 from pipeline.stages.download_parts import uid_buckets
@@ -64,24 +64,18 @@ class ShardWriteConfig(StrictModel):
     s3: S3Options = S3Options()
 
 
-def _tar_bytes(rows: pa.Table, keys: list[str], ext: str) -> bytes:
-    buf = io.BytesIO()
+def _members(rows: pa.Table, keys: list[str], ext: str) -> Iterator[tuple[str, bytes]]:
+    """Each row's `{key}.{ext}` (image), `{key}.txt` (caption, "" when null), `{key}.json` (JSON_FIELDS present +
+    key + phash as 16 hex digits or null), in key order."""
     images = rows["image"].to_pylist()
     meta = {f: rows[f].to_pylist() for f in JSON_FIELDS if f in rows.column_names}
     phash = rows["phash"].to_pylist() if "phash" in rows.column_names else [None] * rows.num_rows
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for i, key in enumerate(keys):
-            doc = {f: v[i] for f, v in meta.items()} | {"key": key}
-            doc["phash"] = None if phash[i] is None else f"{phash[i]:016x}"
-            for name, data in (
-                (f"{key}.{ext}", images[i]),
-                (f"{key}.txt", (doc.get("caption") or "").encode()),
-                (f"{key}.json", json.dumps(doc, sort_keys=True).encode()),
-            ):
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), 0, 0o644  # mtime 0: same rows, same bytes
-                tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    for i, key in enumerate(keys):
+        doc = {f: v[i] for f, v in meta.items()} | {"key": key}
+        doc["phash"] = None if phash[i] is None else f"{phash[i]:016x}"
+        yield f"{key}.{ext}", images[i]
+        yield f"{key}.txt", (doc.get("caption") or "").encode()
+        yield f"{key}.json", json.dumps(doc, sort_keys=True).encode()
 
 
 def write_shard(group: pa.Table, config: ShardWriteConfig) -> pa.Table:
@@ -96,7 +90,7 @@ def write_shard(group: pa.Table, config: ShardWriteConfig) -> pa.Table:
     name = shard_name(shard)
     with open_write(run.path("shards", f"{name}.parquet"), config.s3) as f:
         pq.write_table(sidecar, f)
-    data = _tar_bytes(rows, keys, config.image_ext)
+    data = tar_bytes(_members(rows, keys, config.image_ext))
     write_bytes(run.path("shards", f"{name}.tar"), data, config.s3)
     entry = {
         "shard": shard,
@@ -132,9 +126,3 @@ def read_sidecars(run: RunDir, columns: list[str]) -> pa.Table:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
     paths = [run.fs(*(["shards", u.path.rsplit("/", 1)[-1]]))[1] for u in files]
     return pads.dataset(paths, filesystem=fs, format="parquet").to_table(columns=columns)
-
-
-def entry_counts(entry_ids: pa.ChunkedArray | pa.Array, n_entries: int) -> np.ndarray:
-    """`uint64[n_entries]`: rows per entry id over a list<int32> column (the kept set's entry counts)."""
-    flat = pc.list_flatten(entry_ids).to_numpy(zero_copy_only=False) if len(entry_ids) else np.zeros(0)
-    return np.bincount(flat.astype(np.int64), minlength=n_entries).astype(np.uint64)

@@ -13,12 +13,9 @@ import pyarrow.dataset as pads
 
 from pipeline.core.errors import ClipforgeError
 from pipeline.rundir import RunDir
+from pipeline.stages.text import RecordReject
 
-DUPLICATE_REASONS = frozenset({"duplicate_url"})
-STAGE_FUNNEL_ORDER = (
-    "text", "langid", "match", "pre_balance", "download", "images", "dedup", "eval_dedup", "balance",
-)  # fmt: skip
-"""Reject stages in pipeline order (the funnel's `by_stage`); a stage not listed goes last."""
+DUPLICATE_REASONS = frozenset({RecordReject.DUPLICATE_URL})
 
 
 def read_table(run: RunDir, name: str, columns: list[str]) -> pa.Table:
@@ -38,9 +35,9 @@ def kept_uids(run: RunDir) -> pa.ChunkedArray:
     return read_table(run, "curated", ["uid"])["uid"]
 
 
-def funnel(run: RunDir, n_kept: int) -> dict:
-    """Rows rejected per (stage, reason), most first; per stage in pipeline order (rejected there, rows left after
-    it); and the kept total."""
+def funnel(run: RunDir, n_kept: int, stage_order: tuple[str, ...] = ()) -> dict:
+    """Rows rejected per (stage, reason), most first; per stage in `stage_order` (the build's steps' order: rejected
+    there, rows left after it; a stage not listed goes last, by name); and the kept total."""
     rejects = read_table(run, "rejects", ["stage", "reason"])
     # use_threads=False: a threaded group_by over a table read from S3 failed ("thread index 11 is out of range")
     rows = rejects.group_by(["stage", "reason"], use_threads=False).aggregate([([], "count_all")]).to_pylist()
@@ -48,7 +45,7 @@ def funnel(run: RunDir, n_kept: int) -> dict:
     per_stage: dict[str, int] = {}
     for r in rows:
         per_stage[r["stage"]] = per_stage.get(r["stage"], 0) + r["count_all"]
-    order = sorted(per_stage, key=lambda st: (STAGE_FUNNEL_ORDER.index(st) if st in STAGE_FUNNEL_ORDER else 99, st))
+    order = sorted(per_stage, key=lambda st: (stage_order.index(st) if st in stage_order else len(stage_order), st))
     left, by_stage = rejects.num_rows + n_kept, []
     for st in order:
         left -= per_stage[st]

@@ -12,7 +12,6 @@ import functools
 import io
 import json
 import posixpath
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.hashing import uid_to_u64
 from pipeline.core.errors import ClipforgeError
-from training.balance import epoch_order, online_keep, uid_to_u64
+from pipeline.core.tar import iter_samples
+from training.balance import epoch_order, online_keep
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -67,15 +68,8 @@ def read_manifest(fs: Any, run_path: str) -> list[ShardRef]:
 
 def _tar_samples(fs: Any, path: str) -> dict[str, dict[str, bytes]]:
     """{key: {ext: bytes}} for a WebDataset tar, read as a stream (works on S3 without seeking)."""
-    samples: dict[str, dict[str, bytes]] = {}
-    with fs.open_input_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            name = posixpath.basename(member.name)
-            key, _, ext = name.partition(".")
-            samples.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
-    return samples
+    with fs.open_input_stream(path) as raw:
+        return {s.pop("__key__"): s for s in iter_samples(raw)}
 
 
 def _sidecar(fs: Any, path: str | None) -> dict[str, tuple[str, float]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -34,16 +33,13 @@ def serve(
 ) -> None:
     """Serve an in-memory S3 until Ctrl-C (or SIGTERM), printing its endpoint and the `export` lines for another
     shell. Everything stored is lost when it stops."""
-    import signal
-
-    from infra.locals3.server import LocalS3, check_loopback, write_ready_file
+    from infra.child import hold_until, stop_on_signals
+    from infra.locals3.server import LocalS3, check_loopback
     from pipeline.core.storage import Uri
 
     check_loopback(host, allow_non_loopback)
     buckets = [Uri.parse(f"s3://{b}").bucket for b in bucket or []]  # bad names fail before anything starts
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     with LocalS3(host, port, region=region, allow_non_loopback=allow_non_loopback, quiet=not verbose) as server:
         for name in buckets:
             server.create_bucket(name)
@@ -56,12 +52,5 @@ def serve(
         ]
         typer.echo("\n".join(lines))
         typer.get_text_stream("stdout").flush()  # a pipe is block-buffered: readers wait for these lines
-        if ready_file is not None:
-            write_ready_file(ready_file, server)
-        try:
-            while not stop.wait(0.5):
-                pass
-        finally:
-            if ready_file is not None:
-                ready_file.unlink(missing_ok=True)
+        hold_until(stop, ready_file, server.ready_info())
     typer.echo("clipforge s3: stopped.")

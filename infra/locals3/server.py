@@ -9,16 +9,12 @@ forced. `LocalS3` runs it on a thread of this process; `LocalS3Process` runs it 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
+from infra import child
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, Uri
 
@@ -160,6 +156,10 @@ class LocalS3(_Endpoint):
         self.port = server.get_host_and_port()[1]
         return self
 
+    def ready_info(self) -> dict[str, Any]:
+        """What `serve --ready-file` writes once serving: `{"endpoint_url", "port", "pid"}` (this process's id)."""
+        return {"endpoint_url": self.endpoint_url, "port": self.port, "pid": os.getpid()}
+
     def stop(self) -> None:
         """Stop serving; every bucket is lost. Idempotent."""
         if self._server is not None:
@@ -168,55 +168,30 @@ class LocalS3(_Endpoint):
 
 
 class LocalS3Process(_Endpoint):
-    """The same server in a child process (`python -m infra.locals3 serve --ready-file F`), started and stopped
-    from here; it reports its endpoint through the ready file."""
+    """The same server in a child process (`python -m infra.locals3 serve --ready-file F`, see `infra.child`),
+    started and stopped from here; it reports its endpoint through the ready file."""
 
     def __init__(
         self, port: int = 0, *, region: str = "us-east-1", buckets: tuple[str, ...] = (), timeout: float = 30
     ):
         self.port, self.region, self.buckets, self.timeout = port, region, buckets, timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
+        self._child: child.ChildServer | None = None
         self.endpoint_url = ""
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The child process (None before `start`)."""
+        return self._child.proc if self._child is not None else None
+
     def start(self) -> LocalS3Process:
-        with tempfile.TemporaryDirectory(prefix="locals3-") as tmp:
-            ready = Path(tmp) / "ready.json"
-            cmd = [sys.executable, "-m", "infra.locals3", "serve", "--port", str(self.port), "--region", self.region]
-            cmd += ["--ready-file", str(ready)] + [arg for b in self.buckets for arg in ("--bucket", b)]
-            self._log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child can never block on it
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log)
-            deadline = time.monotonic() + self.timeout
-            while not ready.exists():
-                if self.proc.poll() is not None:
-                    self._log.seek(0)
-                    err = self._log.read().decode(errors="replace").strip()
-                    raise ClipforgeError(f"local S3 process exited with {self.proc.returncode}: {err}")
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ClipforgeError(f"local S3 process not ready after {self.timeout:.0f} s")
-                time.sleep(0.05)
-            info = json.loads(ready.read_text())
+        args = ["serve", "--port", str(self.port), "--region", self.region]
+        args += [arg for b in self.buckets for arg in ("--bucket", b)]
+        self._child = child.ChildServer("infra.locals3", args, name="local S3", timeout=self.timeout)
+        info = self._child.start()
         self.endpoint_url, self.port = info["endpoint_url"], info["port"]
         return self
 
     def stop(self) -> None:
         """Terminate the child (SIGTERM, then SIGKILL after 10 s). Idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def write_ready_file(path: str | os.PathLike[str], server: LocalS3) -> None:
-    """Atomically write `{"endpoint_url", "port", "pid"}` to `path` for whoever waits on it."""
-    from pipeline.core.storage import write_bytes
-
-    info = {"endpoint_url": server.endpoint_url, "port": server.port, "pid": os.getpid()}
-    write_bytes(os.fspath(path), json.dumps(info).encode())
+        if self._child is not None:
+            self._child.stop()

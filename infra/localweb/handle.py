@@ -7,17 +7,14 @@ All three bind the host and port recorded in OUT/web.json (the candidate URLs em
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from infra.child import ChildServer, hold_until, stop_on_signals
 from infra.localweb.config import WebConfig, load_web
 from infra.localweb.protocol import WorkerLoop, accept_forever
 from infra.localweb.server import WebServer
@@ -149,69 +146,37 @@ def serve_forever(
 ) -> None:
     """Serve the web in `out_dir` in the foreground until SIGINT/SIGTERM. Once serving, call `on_ready(cfg)` and
     write `{"base_url", "port", "pid"}` to `ready_file` (atomically; removed again at exit)."""
-    import signal
-
     with serve_in_thread(out_dir, prewarm=prewarm, threads=threads) as handle:
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop = stop_on_signals()
         if on_ready is not None:
             on_ready(handle.cfg)
-        if ready_file is not None:
-            info = {"base_url": handle.base_url, "port": handle.cfg.port, "pid": os.getpid()}
-            tmp = Path(f"{ready_file}.tmp")
-            tmp.write_text(json.dumps(info))
-            os.replace(tmp, ready_file)
-        try:
-            while not stop.wait(0.5):
-                pass
-        finally:
-            if ready_file is not None:
-                Path(ready_file).unlink(missing_ok=True)
+        hold_until(stop, ready_file, {"base_url": handle.base_url, "port": handle.cfg.port, "pid": os.getpid()})
 
 
 class LocalWebProcess:
-    """The server in a child process (`python -m infra.localweb serve OUT --ready-file F`): its own GIL, so a client
-    in this process (a benchmark, a Ray driver) does not slow it down."""
+    """The server in a child process (`python -m infra.localweb serve OUT --ready-file F`, see `infra.child`): its
+    own GIL, so a client in this process (a benchmark, a Ray driver) does not slow it down."""
 
     def __init__(self, out_dir: str | os.PathLike[str], *, prewarm: int = 0, timeout: float = 60):
         self.out_dir, self.prewarm, self.timeout = Path(out_dir), prewarm, timeout
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildServer | None = None
         self.base_url = ""
-        self._log: Any = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The child process (None before `start`)."""
+        return self._child.proc if self._child is not None else None
 
     def start(self) -> LocalWebProcess:
-        with tempfile.TemporaryDirectory(prefix="localweb-") as tmp:
-            ready = Path(tmp) / "ready.json"
-            cmd = [sys.executable, "-m", "infra.localweb", "serve", str(self.out_dir), "--ready-file", str(ready)]
-            cmd += ["--prewarm", str(self.prewarm)]
-            self._log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child can never block on it
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log)
-            deadline = time.monotonic() + self.timeout
-            while not ready.exists():
-                if self.proc.poll() is not None:
-                    self._log.seek(0)
-                    err = self._log.read().decode(errors="replace").strip()
-                    raise ClipforgeError(f"synthetic web process exited with {self.proc.returncode}: {err}")
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ClipforgeError(f"synthetic web process not ready after {self.timeout:.0f} s")
-                time.sleep(0.05)
-            self.base_url = json.loads(ready.read_text())["base_url"]
+        args = ["serve", str(self.out_dir), "--prewarm", str(self.prewarm)]
+        self._child = ChildServer("infra.localweb", args, name="synthetic web", timeout=self.timeout)
+        self.base_url = self._child.start()["base_url"]
         return self
 
     def stop(self) -> None:
         """Terminate the child (SIGTERM, then SIGKILL after 10 s). Idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._child is not None:
+            self._child.stop()
 
     def __enter__(self) -> LocalWebProcess:
         return self.start()

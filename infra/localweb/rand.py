@@ -2,26 +2,14 @@
 
 Every per-row and per-image decision is `uniform(seed, ids, salt)` or `hash64(...)` over whole numpy arrays, so a
 row's fate does not depend on chunking or order, and the server recomputes an image's attributes from its id alone.
+Built on `curation.hashing` (splitmix64, hash uniforms); the synthetic web is pinned bit for bit by its tests.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrap-around arithmetic is intended)."""
-    z = (x + _GOLDEN).astype(np.uint64, copy=True)
-    z ^= z >> np.uint64(30)
-    z *= _M1
-    z ^= z >> np.uint64(27)
-    z *= _M2
-    z ^= z >> np.uint64(31)
-    return z
+from curation.hashing import hash_uniforms, splitmix64
 
 
 def hash64(seed: int, ids: np.ndarray | int, salt: int) -> np.ndarray:
@@ -32,7 +20,7 @@ def hash64(seed: int, ids: np.ndarray | int, salt: int) -> np.ndarray:
 
 def uniform(seed: int, ids: np.ndarray | int, salt: int) -> np.ndarray:
     """float64 in [0, 1) per id, from the top 53 bits of `hash64`."""
-    return (hash64(seed, ids, salt) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return hash_uniforms(hash64(seed, ids, salt))
 
 
 def randint(seed: int, ids: np.ndarray | int, salt: int, n: int | np.ndarray) -> np.ndarray:

@@ -21,9 +21,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-REPO = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from pipeline.build_config import BuildConfig
+
+REPO = Path(__file__).resolve().parents[2]
 DEMO_BUILD = REPO / "configs" / "demo.yaml"
 DEMO_TRAIN = REPO / "configs" / "train.yaml"
 TRAIN_NAME = "demo-tiny"
@@ -61,7 +64,7 @@ def run_demo(
         # A short slow-fault trickle keeps the demo quick; it is still slower than the fetch deadline.
         generate(WebConfig(seed=0, n_candidates=size, slow_seconds=12.0), web_dir)
     with _timed(timings, "metadata"):
-        metadata = _metadata(workdir)
+        metadata = demo_metadata(workdir)
     # The local Ray recycles idle task processes down to its soft limit (= CPUs) between training epochs; each
     # new one re-imports open_clip. A few warm spares make epochs much cheaper on 2 cores (docs/training.md).
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
@@ -94,8 +97,9 @@ def _timed(timings: dict[str, float], name: str):
     timings[name] = round(time.monotonic() - t0, 1)
 
 
-def _metadata(workdir: Path) -> Path:
-    """A MetaCLIP-style entry list built offline (numbers, WordNet, wordfreq unigrams, PMI bigrams); reused."""
+def demo_metadata(workdir: Path) -> Path:
+    """WORKDIR/metadata.json: a MetaCLIP-style entry list built offline (numbers, WordNet, wordfreq unigrams, PMI
+    bigrams), built on the first call and reused after."""
     from curation.metadata import MetadataConfig, build_metadata, write_metadata
 
     path = workdir / "metadata.json"
@@ -191,13 +195,16 @@ def _env(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
-    from pipeline.build import build
+def demo_build_config(
+    web_dir: Path, metadata: Path, run_uri: str, size: int, overrides: list[str] | None = None
+) -> BuildConfig:
+    """The demo's `BuildConfig` (configs/demo.yaml) for the synthetic web in `web_dir`, writing to `run_uri`;
+    `overrides` (`--set` strings, e.g. `stages=[text,match]`) apply last."""
     from pipeline.build_config import BuildConfig
     from pipeline.core.config import load_config
 
     sets = json.dumps([{"name": "synthetic", "path": str(web_dir / "eval" / "synthetic.parquet")}])
-    cfg = load_config(
+    return load_config(
         BuildConfig,
         DEMO_BUILD,
         [
@@ -207,9 +214,15 @@ def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
             f"dedup.eval_sets={sets}",
             # configs/demo.yaml's 500 per shard at the default size; a small demo still writes several shards.
             f"shards.samples_per_shard={max(50, min(500, size // 8))}",
+            *(overrides or []),
         ],
     )
-    return build(cfg, say=lambda m: say(f"build: {m}"))
+
+
+def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
+    from pipeline.build import build
+
+    return build(demo_build_config(web_dir, metadata, run_uri, size), say=lambda m: say(f"build: {m}"))
 
 
 def _train(run_uri: str, steps: int):

@@ -1,25 +1,38 @@
 """MetaCLIP balancing on Ray Data: the global entry count (one reduce of a len(metadata) vector) and the
 balance stage (keep with 1 − Π(1 − min(1, t/c_e)), uniforms from a hash of (seed, uid, entry)).
 
-No shuffle: each block emits one `np.bincount` row; the driver sums them as uint64.
+No shuffle: each block emits one `curation.balancing.entry_counts` row; the driver sums them as uint64.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.balancing import entry_probs, expected_kept, keep_prob, sample_keep, t_for_tail_share, tail_share
+from curation.balancing import (
+    entry_counts,
+    entry_probs,
+    expected_kept,
+    keep_prob,
+    sample_keep,
+    t_for_tail_share,
+    tail_share,
+)
 from pipeline.build_config import BalanceConfig
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
 
-BALANCED_OUT = "balanced_out"
+
+class BalanceReject(StrEnum):
+    """Why (pre-)balancing rejects a row."""
+
+    BALANCED_OUT = "balanced_out"  # the row's draw fell above its keep probability 1 - prod(1 - min(1, t / c_e))
 
 
 def _live_ids(batch: pa.Table) -> pa.ListArray:
@@ -32,8 +45,7 @@ def _live_ids(batch: pa.Table) -> pa.ListArray:
 def entry_count_block(batch: pa.Table, config: int) -> pa.Table:
     """One block → one row holding the uint64 count vector (length `config` = number of entries) of its live
     rows' entry ids, as raw bytes."""
-    flat = pc.list_flatten(_live_ids(batch)).to_numpy(zero_copy_only=False)
-    counts = np.bincount(flat.astype(np.int64), minlength=config).astype(np.uint64)
+    counts = entry_counts(_live_ids(batch), config)
     return pa.table({"counts": pa.array([counts.tobytes()], pa.binary())})
 
 
@@ -83,7 +95,7 @@ class BalanceStage:
             probs[idx] = keep_prob(ids, self.probs)
             keep = sample_keep(uids, ids, self.probs, self.seed)
             for i in idx[~keep].tolist():
-                reasons[i] = BALANCED_OUT
+                reasons[i] = BalanceReject.BALANCED_OUT
         batch = batch.append_column("keep_prob", pa.array(probs, pa.float32(), mask=~live))
         return mark_rejected(batch, reasons, stage=self.name)
 

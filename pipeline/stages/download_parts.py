@@ -1,5 +1,6 @@
 """Ray Data stage: resumable downloads. One call fetches one download part — the live rows whose uid hashes to it —
-with `FetchImagesStage`, and commits the result atomically as RUN/work/download/part-NNNNNN.parquet.
+with `pipeline.stages.download.FetchImagesStage`, and commits the result atomically as
+RUN/work/download/part-NNNNNN.parquet.
 
 A part's file is its commit marker: it appears whole or not at all (`pipeline.core.storage.open_write`), so a re-run
 of a killed build downloads only the parts without a file. Part membership is a pure function of (uid, number of
@@ -17,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.balancing import splitmix64, uid_digest64
+from curation.hashing import splitmix64, uid_to_u64
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, Uri, list_uris, open_write
 from pipeline.stages.base import CPU_LIGHT, IO_BOUND, Resources
-from pipeline.stages.images import FetchImagesConfig, FetchImagesStage
+from pipeline.stages.download import FetchImagesConfig, FetchImagesStage
 
 PART_INPUT_COLUMNS = ["uid", "url", "url_raw", "caption", "lang", "lang_score", "entry_ids", "keep_prob_pre"]
 """Columns a download part carries from the text phase (those present); the fetch and image columns are added."""
@@ -33,7 +34,7 @@ def uid_buckets(uids: pa.Array | pa.ChunkedArray | list[str], n: int, salt: int)
     """`int64[len(uids)]` in [0, n): splitmix64(BLAKE2b-64(uid) ^ salt) mod n — a pure function of the uid."""
     if not len(uids):
         return np.zeros(0, dtype=np.int64)
-    h = splitmix64(uid_digest64(uids) ^ np.uint64(salt))
+    h = splitmix64(uid_to_u64(uids) ^ np.uint64(salt))
     return (h % np.uint64(max(1, n))).astype(np.int64)
 
 

@@ -5,6 +5,8 @@ The metadata list is read and the matcher built once per actor (in `__init__`), 
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 import pyarrow as pa
 
@@ -14,7 +16,11 @@ from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import CPU_HEAVY, Resources, live_mask, mark_rejected
 
-NO_MATCH = "no_match"
+
+class MatchReject(StrEnum):
+    """Why the match stage rejects a caption."""
+
+    NO_MATCH = "no_match"  # no metadata entry occurs in the caption (MetaCLIP: such texts are never sampled)
 
 
 class MatchStageConfig(StrictModel):
@@ -47,6 +53,6 @@ class MatchStage:
             for i, found in zip(live.tolist(), self.matcher.match_batch(captions), strict=True):
                 ids[i] = found
                 if len(found) == 0:
-                    reasons[i] = NO_MATCH
+                    reasons[i] = MatchReject.NO_MATCH
         batch = batch.append_column("entry_ids", pa.array(ids, pa.list_(pa.int32())))
         return mark_rejected(batch, reasons, stage=self.name)

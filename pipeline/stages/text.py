@@ -5,6 +5,8 @@ Thin wrappers over `curation.text` and `curation.langid`; rows are annotated, ne
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -13,7 +15,11 @@ from curation.text import canonicalize_urls, clean_captions, url_uids
 from pipeline.build_config import TextConfig
 from pipeline.stages.base import CPU_HEAVY, CPU_LIGHT, Resources, live_mask, mark_rejected
 
-DUPLICATE_URL = "duplicate_url"
+
+class RecordReject(StrEnum):
+    """Why one-record-per-URL rejects a row."""
+
+    DUPLICATE_URL = "duplicate_url"  # another caption of the same canonical URL was kept
 
 
 def canonicalize(batch: pa.Table, config: None = None) -> pa.Table:
@@ -40,7 +46,7 @@ def pick_one_per_url(group: pa.Table) -> pa.Table:
     captions = [c or "" for c in group["caption"].to_pylist()]
     live = live_mask(group).tolist()
     best = min(range(group.num_rows), key=lambda i: (not live[i], -len(captions[i].strip()), captions[i]))
-    reasons = [None if i == best else DUPLICATE_URL for i in range(group.num_rows)]
+    reasons = [None if i == best else RecordReject.DUPLICATE_URL for i in range(group.num_rows)]
     uid = group["uid"][best].as_py()
     return mark_rejected(
         group, reasons, stage=TextStage.name, details=[f"kept another caption of {uid}"] * len(reasons)
@@ -56,6 +62,7 @@ class TextStage:
     """Caption normalisation (ftfy + whitespace), length filters, fastText language ID → `lang`, `lang_score`."""
 
     name = "text"
+    langid_stage = "langid"  # the stage its language-ID rejects carry
     resources: Resources = CPU_HEAVY
 
     def __init__(self, config: TextConfig) -> None:
@@ -68,4 +75,4 @@ class TextStage:
         batch = mark_rejected(batch, reasons, stage=self.name)
         codes, scores, lang_reasons = self.lid.classify(captions)
         batch = batch.append_column("lang", codes).append_column("lang_score", pa.array(scores, pa.float32()))
-        return mark_rejected(batch, lang_reasons, stage="langid")
+        return mark_rejected(batch, lang_reasons, stage=self.langid_stage)

@@ -7,7 +7,6 @@ outcomes equal to what the web's answers file predicts.
 import hashlib
 import io
 import json
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from infra.localweb.handle import serve_in_thread
 from pipeline.build import build
 from pipeline.build_config import BuildConfig
 from pipeline.core.config import validate_config
+from pipeline.core.tar import iter_samples
 
 N = 5000
 # The answers file's vocabulary for what a downloader should reach, by fetch status. Image-level outcomes
@@ -162,14 +162,10 @@ def test_sidecar_rows_match_tar_members(run):
     out, manifest, _ = run
     for entry in manifest["shards"]:
         side = pq.read_table(out / entry["sidecar"]).to_pylist()
-        members: dict[str, dict[str, bytes]] = {}
-        with tarfile.open(out / entry["path"]) as tar:
-            order = []
-            for m in tar.getmembers():
-                key, ext = m.name.split(".", 1)
-                if key not in members:
-                    order.append(key)
-                members.setdefault(key, {})[ext] = tar.extractfile(m).read()
+        with (out / entry["path"]).open("rb") as f:
+            samples = list(iter_samples(f))
+        order = [s["__key__"] for s in samples]
+        members = {s["__key__"]: s for s in samples}
         assert order == [r["key"] for r in side] and len(side) == entry["n"]
         for r in side:
             parts = members[r["key"]]

@@ -6,7 +6,8 @@ project. Rules:
 - `pipeline/core/` imports only `curation/` and itself;
 - the app layer (`pipeline/cli.py`, `pipeline/app/`, every `__main__.py`) is imported by nothing outside it;
 - no import cycle between modules, and the package graph {curation, core, pipeline, training, evaluation, infra,
-  app} is acyclic.
+  app} is acyclic;
+- and, tighter, each layer imports only the layers `MAY_IMPORT` names (the diagram in docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("curation", "pipeline", "training", "evaluation", "infra")
+MAY_IMPORT = {
+    "curation": set(),
+    "core": {"curation"},
+    "evaluation": {"core", "curation"},
+    "training": {"core", "curation", "evaluation"},  # evaluation.models: the open_clip config registry + export format
+    "infra": {"core", "curation", "evaluation"},  # evaluation.benchmark.fixed_split: the digits test split rule
+    "pipeline": {"core", "curation", "training"},  # training.metrics: the report reads metrics.csv
+    "app": {"core", "curation", "evaluation", "training", "infra", "pipeline"},
+}
+"""Which layers each layer may import (besides itself): the arrows of docs/architecture.md's diagram."""
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -127,6 +138,8 @@ def violations(root: Path) -> list[str]:
                 found.append(f"{mod} -> {target}: pipeline/core/ imports only curation/ and itself")
             if dst == "app" and src != "app":
                 found.append(f"{mod} -> {target}: nothing outside the app layer imports it")
+            elif src not in ("curation", "core") and src != dst and dst not in MAY_IMPORT[src]:
+                found.append(f"{mod} -> {target}: {src} may import only {sorted(MAY_IMPORT[src])}")
     for component in _cycles(graph):
         found.append("module cycle: " + " <-> ".join(component))
     layers: dict[str, set[str]] = defaultdict(set)
@@ -181,6 +194,14 @@ def test_planted_violations_are_each_reported(tmp_path):
     assert "pipeline.core.config -> pipeline.build: pipeline/core/ imports only" in found
     assert "module cycle: training.a <-> training.b" in found
     assert "package cycle:" in found  # core -> pipeline -> core
+
+
+def test_a_layer_imports_only_what_the_diagram_allows(tmp_path):
+    planted = dict(CLEAN)
+    planted["evaluation/__init__.py"] = ""
+    planted["evaluation/run.py"] = "def f():\n    from training.loop import go\n"
+    found = violations(_plant(tmp_path, planted))
+    assert found == ["evaluation.run -> training.loop: evaluation may import only ['core', 'curation']"]
 
 
 def test_the_app_layer_is_imported_by_nothing_below_it(tmp_path):

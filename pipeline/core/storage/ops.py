@@ -89,7 +89,7 @@ def open_write(uri: Location, s3: S3Options | None = None) -> Iterator[IO[bytes]
     """A binary file whose content is published at `uri` only when the `with` block exits cleanly; on an exception
     (or a killed process) nothing appears there and an existing object is left as it was. Local: a hidden temp
     file beside the target, fsynced and renamed. S3: a local spool (memory up to 8 MiB, then a temp file) uploaded
-    on exit, so `pq.write_table(table, f)` and `tarfile.open(fileobj=f, mode="w")` become all-or-nothing."""
+    on exit, so `pq.write_table(table, f)` and `pipeline.core.tar.write_tar(f, members)` become all-or-nothing."""
     u = Uri.parse(uri)
     if not u.is_s3:
         with _local_atomic(u.path) as f:

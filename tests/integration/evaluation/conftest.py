@@ -16,12 +16,12 @@ def _torch_threads():
 def fitted_local_dir(tmp_path_factory):
     """clipforge-tiny (seed 0) whose image projection is ridge-fitted to digits' train split, as a local-dir.
 
-    Scores well above chance on digits' test split without training (see evaluation/fixtures.py)."""
+    Scores well above chance on digits' test split without training (see tests/fixtures/evaluation.py)."""
     import open_clip
 
     from evaluation.datasets import load_digits_benchmark
-    from evaluation.fixtures import fit_visual_projection
     from evaluation.models import export_local_dir, export_random_local_dir, load_model
+    from tests.fixtures.evaluation import fit_visual_projection
 
     root = tmp_path_factory.mktemp("fitted")
     lm = load_model(f"local-dir:{export_random_local_dir('clipforge-tiny', root / 'random', seed=0)}", device="cpu")

@@ -12,48 +12,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES, TEXTURES
-from infra.localweb.config import WebConfig
-from infra.localweb.generate import generate
 from pipeline.build import build
 from pipeline.build_config import BuildConfig
 from pipeline.core.config import validate_config
 from pipeline.core.errors import ClipforgeError
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory):
-    out = tmp_path_factory.mktemp("web")
-    generate(WebConfig(seed=3, n_candidates=1500), out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def metadata(tmp_path_factory):
-    words = ["0", "1", "7", "a", "photo", "of", "the", "with", "digit", "handwritten", "drawing"]
-    words += list(COLOURS) + list(SHAPES) + list(TEXTURES) + list(DIGIT_WORDS)
-    words += [f"{c} {s}" for c in COLOURS for s in SHAPES]
-    path = tmp_path_factory.mktemp("meta") / "metadata.json"
-    path.write_text(json.dumps(words))
-    return path
+from tests.fixtures.builds import text_build_config
 
 
 def config(web, metadata, out, **balance):
-    data = {
-        "input": {"path": str(web / "candidates.parquet"), "rows_per_block": 200},
-        "output": str(out),
-        "stages": ["text", "match", "balance"],
-        "match": {"metadata": str(metadata)},
-        "balance": balance or {"t": "auto"},
-    }
-    return validate_config(BuildConfig, data, "test")
+    return text_build_config(web, metadata, out, **balance)
 
 
-@pytest.fixture(scope="module")
-def run(ray_local, web, metadata, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    manifest = build(config(web, metadata, out), say=lambda m: None)
-    return out, manifest
+@pytest.fixture
+def run(text_build):
+    return text_build
 
 
 def test_accounting_and_manifest(run, web):
@@ -141,10 +113,20 @@ def test_stats_on_a_non_run_is_a_clear_error(tmp_path):
     assert res.returncode == 2 and "not a finished clipforge build" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_build_dry_run_prints_the_plan(web, metadata, tmp_path):
+def test_build_dry_run_prints_the_plan_build_runs(run, web, metadata, tmp_path):
+    """The plan `--dry-run` prints is the list of steps `build` executed (the manifest's seconds_by_step, in order),
+    and the funnel orders its stages as those steps run."""
+    out, manifest = run
     res = _cli(
         "build", "configs/base.yaml", "--dry-run", "--set", f"input.path={web}/candidates.parquet",
         "--set", f"output={tmp_path}/r", "--set", f"match.metadata={metadata}", "--set", "stages=[text,match,balance]",
-    )
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "one_record_per_url" in res.stdout and "balance" in res.stdout and not (tmp_path / "r").exists()
+    assert not (tmp_path / "r").exists()
+    lines = [line.strip().split(". ", 1)[1] for line in res.stdout.splitlines()]  # " 2. text: ingest"
+    planned = list(dict.fromkeys(line.split(":")[0] for line in lines[1:-1]))  # between preflight and manifest.json
+    assert planned == list(manifest["seconds_by_step"]) == ["text", "balance", "write", "accounting"]
+    assert lines[0].startswith("preflight") and lines[-1].startswith("manifest.json")
+    assert "text: one_record_per_url (barrier: groupby uid)" in lines and "text: match" in lines
+    funnel = json.loads((out / "stats" / "funnel.json").read_text())
+    assert [s["stage"] for s in funnel["by_stage"]] == ["text", "langid", "match", "balance"]

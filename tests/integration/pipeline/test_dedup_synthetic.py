@@ -18,12 +18,20 @@ from curation.images import ImageConfig
 from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
-from pipeline.dedup import DedupConfig, eval_hashes, exact_dedup, near_dedup
+from pipeline.dedup import (
+    ARTIFACT_SCHEMA,
+    DedupConfig,
+    DedupRejectConfig,
+    DedupRejectStage,
+    EvalDedupConfig,
+    EvalDedupStage,
+    EvalSetConfig,
+    eval_hashes,
+    exact_dedup,
+    near_dedup,
+)
 from pipeline.stages.base import StageSpec, run_stages
-from pipeline.stages.dedup import ARTIFACT_SCHEMA, DedupRejectConfig, DedupRejectStage
-from pipeline.stages.download import DownloadConfig
-from pipeline.stages.eval_dedup import EvalDedupConfig, EvalDedupStage, EvalSetConfig
-from pipeline.stages.images import FetchImagesConfig, FetchImagesStage
+from pipeline.stages.download import DownloadConfig, FetchImagesConfig, FetchImagesStage
 
 N = 500
 IMAGE = ImageConfig(image_size=64, min_image_size=32, max_aspect_ratio=4.5)

@@ -8,14 +8,13 @@ import time
 import pyarrow as pa
 import pytest
 
-import pipeline.stages.images as images_stage
+import pipeline.stages.download as download_stage
 from curation.fetch_config import FetchConfig
 from curation.images import ImageConfig
 from infra.localweb.config import WebConfig, load_web
 from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
-from pipeline.stages.download import DownloadConfig
-from pipeline.stages.images import FetchImagesConfig, FetchImagesStage, process_slots
+from pipeline.stages.download import DownloadConfig, FetchImagesConfig, FetchImagesStage, process_slots
 
 N = 24
 ZERO = dict(fault_rate=0, dup_exact_rate=0, dup_near_rate=0, dup_url_rate=0, eval_copy_rate=0)
@@ -48,8 +47,8 @@ class Overlap:
 
 
 def run_stage(web, monkeypatch, slots: int) -> tuple[pa.Table, int]:
-    overlap = Overlap(images_stage.process_images)
-    monkeypatch.setattr(images_stage, "process_images", overlap)
+    overlap = Overlap(download_stage.process_images)
+    monkeypatch.setattr(download_stage, "process_images", overlap)
     fetch = FetchConfig(allow_cidrs=["127.0.0.0/8"], per_host_concurrency=16, retries=0)
     cfg = FetchImagesConfig(
         download=DownloadConfig(fetch=fetch, threads=16, process_slots=slots),

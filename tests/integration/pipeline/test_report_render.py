@@ -1,8 +1,9 @@
 """`clipforge report`: real run directories in, one self-contained HTML page out, checked in headless Chromium.
 
-Fixtures: a real text-only `clipforge build` over a small synthetic web (local Ray), and an image run made from it
-by adding what an image build adds — shards + sidecars (`training.fixtures.write_synthetic_build`, sidecars given
-lang / source sizes and some hostile captions), dedup artifacts in `pipeline.stages.dedup.ARTIFACT_SCHEMA`, download /
+Fixtures: a copy of the session's real text-only `clipforge build` over a small synthetic web (local Ray; shared
+with test_build_text.py), and an image run made from it
+by adding what an image build adds — shards + sidecars (`tests.fixtures.training.write_synthetic_build`, sidecars
+given lang / source sizes and some hostile captions), dedup artifacts in `pipeline.dedup.ARTIFACT_SCHEMA`, download /
 image / dedup rejects with HTTP details, a training metrics.csv (`training.metrics.RunLog`) and evaluation results
 (`evaluation.report.write_results`). The Chromium test fails (never skips) when Debian's `chromium` is missing.
 """
@@ -14,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from infra.localweb.concepts import COLOURS, SHAPES
-from infra.localweb.config import WebConfig
-from infra.localweb.generate import generate
-from pipeline.build import build
-from pipeline.build_config import BuildConfig
-from pipeline.core.config import validate_config
 from pipeline.core.storage import list_uris, read_bytes, write_bytes
+from pipeline.core.tar import iter_members
+from pipeline.dedup import ARTIFACT_SCHEMA
 from pipeline.report import write_report
 from pipeline.report_plots import FUNNEL_COLOUR
-from pipeline.stages.dedup import ARTIFACT_SCHEMA
 
 HOSTILE = '<script>document.title="pwned"</script><img src="http://evil.invalid/x.png"> a red circle'
 HOSTILE_URL = 'http://evil.invalid/"><script>alert(1)</script>.jpg'
@@ -41,19 +36,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 # --- fixtures: a real text-only build, and an image run built on it ---------------------------------------------
 @pytest.fixture(scope="module")
-def text_run(ray_local, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("report")
-    generate(WebConfig(seed=5, n_candidates=300), root / "web")
-    words = ["a", "photo", "of", "the", "with", *COLOURS, *SHAPES, *[f"{c} {s}" for c in COLOURS for s in SHAPES]]
-    (root / "metadata.json").write_text(json.dumps(words))
-    data = {
-        "input": {"path": str(root / "web" / "candidates.parquet"), "rows_per_block": 100},
-        "output": str(root / "text_run"),
-        "stages": ["text", "match", "balance"],
-        "match": {"metadata": str(root / "metadata.json")},
-    }
-    build(validate_config(BuildConfig, data, "test"), say=lambda m: None)
-    return root / "text_run"
+def text_run(text_build, tmp_path_factory) -> Path:
+    """A copy of the session's real text-only build (tests/integration/pipeline/conftest.py): the report writes into
+    the run directory."""
+    run = tmp_path_factory.mktemp("report") / "text_run"
+    shutil.copytree(text_build[0], run)
+    return run
 
 
 def _rejects(rows: list[tuple[str, str, str, str, str | None]]) -> pa.Table:
@@ -62,7 +50,7 @@ def _rejects(rows: list[tuple[str, str, str, str, str | None]]) -> pa.Table:
 
 
 def _add_shards(run: Path, tmp: Path) -> list[dict]:
-    from training.fixtures import write_synthetic_build
+    from tests.fixtures.training import write_synthetic_build
 
     synth = write_synthetic_build(tmp / "synth", n=96, shard_size=32, px=48, seed=1)
     shutil.copytree(synth / "shards", run / "shards")
@@ -88,8 +76,8 @@ def _add_dedup(run: Path, kept: list[str]) -> list[tuple]:
         pq.write_table(table, run / "dedup" / f"{name}.parquet")
         summary = {"step": name, "rows": 110, "edges": len(rows), "dropped": len(rows), "clusters": len(rows)}
         (run / "dedup" / f"{name}.json").write_text(json.dumps(summary))
-    with tarfile.open(run / "shards" / "shard-000000.tar") as tar:  # a thumbnail for one dropped member
-        jpg = tar.extractfile(sorted(m for m in tar.getnames() if m.endswith(".jpg"))[1]).read()
+    with (run / "shards" / "shard-000000.tar").open("rb") as f:  # a thumbnail for one dropped member
+        jpg = sorted((name, data) for name, data in iter_members(f) if name.endswith(".jpg"))[1][1]
     pq.write_table(pa.table({"uid": ["n1" * 12], "image": [jpg]}), run / "dedup" / "thumbs.parquet")
     out = [(u, f"http://dup.invalid/{u}.jpg", "dedup", "exact_duplicate", r) for u, r, _, _ in exact]
     out += [(near[0][0], HOSTILE_URL, "dedup", "near_duplicate", near[0][1])]

@@ -8,10 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from training.balance import online_keep, uid_to_u64
+from curation.hashing import uid_to_u64
+from tests.fixtures.training import write_synthetic_build
+from training.balance import online_keep
 from training.board import board_name, create_board, set_epoch
 from training.data import build_dataset, iter_epoch, read_manifest
-from training.fixtures import write_synthetic_build
 
 FS = pafs.LocalFileSystem()
 

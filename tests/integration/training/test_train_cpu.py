@@ -6,9 +6,9 @@ import open_clip
 import pytest
 import torch
 
+from tests.fixtures.training import tiny_train_config, write_synthetic_build
 from training.checkpoint import load_checkpoint
 from training.config import ModelConfig, OptimConfig
-from training.fixtures import tiny_train_config, write_synthetic_build
 from training.metrics import read_metrics_csv
 from training.model import build_model
 from training.optim import build_optimizer

@@ -15,8 +15,8 @@ import pytest
 import ray
 
 from pipeline.core.storage.s3 import filesystem
+from tests.fixtures.training import tiny_train_config, write_synthetic_build
 from training.board import NAMESPACE, board_name
-from training.fixtures import tiny_train_config, write_synthetic_build
 from training.metrics import read_metrics_csv
 from training.trainer import run_training
 

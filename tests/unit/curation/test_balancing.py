@@ -1,5 +1,7 @@
 """MetaCLIP balancing: counts, probabilities, hash-seeded sampling (batch/order invariant), the 6 % tail rule."""
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -15,10 +17,10 @@ from curation.balancing import (
     pair_uniforms,
     per_language_t,
     sample_keep,
-    splitmix64,
     t_for_tail_share,
     tail_share,
 )
+from curation.hashing import uid_to_u64
 
 ROWS = [np.array([0, 2]), np.array([], dtype=np.int32), np.array([1]), np.array([2, 3])]
 
@@ -58,10 +60,37 @@ def test_keep_prob_closed_form():
     assert expected_kept(ROWS, probs) == pytest.approx(1 - 0.5 * 0.8 + 0.5 + 1.0)
 
 
-def test_splitmix64_known_values():
-    # SplitMix64 reference stream from state 0: the finaliser of 0x9E3779B97F4A7C15 * k for k = 1, 2
-    assert splitmix64(np.array([0], dtype=np.uint64))[0] == np.uint64(0xE220A8397B1DCDAF)
-    assert splitmix64(np.array([0x9E3779B97F4A7C15], dtype=np.uint64))[0] == np.uint64(0x6E789E6AA1B965F4)
+# Literal draws recorded from the code before hashing moved to `curation.hashing`: a build's kept set must not move.
+PINNED_IDS = [np.array([0]), np.array([1, 2]), np.array([2]), np.array([], dtype=np.int64), np.array([0, 1, 2])]
+PINNED_IDS += [np.array([1]), np.array([2, 0]), np.array([1])]
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def test_pair_uniforms_and_sample_keep_are_pinned():
+    uid64 = np.array([0, 1, 2**63, 12345678901234567], np.uint64)
+    assert pair_uniforms(7, uid64, np.array([0, 5, 9, 123])).tolist() == [
+        0.609394524568175,
+        0.9370198053568523,
+        0.24396757222457355,
+        0.57610434144288,
+    ]
+    assert pair_uniforms(-3, uid64[:2], np.array([0, 1])).tolist() == [0.5570122015098184, 0.20294135773437705]
+    uids, probs = [f"u{i}" for i in range(8)], np.array([0.5, 0.25, 0.75])
+    assert sample_keep(uids, PINNED_IDS, probs, 0).astype(int).tolist() == [1, 1, 1, 0, 1, 1, 1, 0]
+    assert sample_keep(uids, PINNED_IDS, probs, 42).astype(int).tolist() == [0, 1, 1, 0, 1, 0, 1, 1]
+    assert sample_keep(uids, PINNED_IDS, probs, 2**40).astype(int).tolist() == [1, 1, 1, 0, 1, 0, 1, 1]
+
+
+def test_sample_keep_on_2000_rows_is_pinned():
+    uids = [f"uid-{i}" for i in range(2000)]
+    rng = np.random.default_rng(0)
+    rows = [rng.choice(50, size=rng.integers(0, 4), replace=False) for _ in range(2000)]
+    keep = sample_keep(uids, rows, np.linspace(0.02, 1.0, 50), 17)
+    assert int(keep.sum()) == 1085 and _digest(keep) == "46156eabe9648fc6"
+    assert _digest(pair_uniforms(5, uid_to_u64(uids), np.arange(2000) % 31)) == "6a214c8b2b0557ab"
 
 
 def test_uniforms_are_in_unit_interval_and_pure():

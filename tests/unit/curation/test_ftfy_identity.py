@@ -49,7 +49,15 @@ def ftfy_then_whitespace(text: str) -> str:
 
 
 def test_the_proof_applies_to_this_ftfy():
-    assert identity_pattern() is not None
+    pattern = identity_pattern()
+    assert pattern is not None  # this ftfy's BADNESS_RE has a shape the proof covers: there is a fast path
+    bad = fi._badness_sets()
+    assert {"Ã", "Â", "€", "Ð"} <= bad  # the classic mojibake lead characters are among those BADNESS_RE needs
+    assert not [c for c in sorted(bad) if pattern.fullmatch(c)]  # and none of them is allowed
+    assert all(pattern.fullmatch(chr(c)) for c in range(0x20, 0x7F) if chr(c) != "&")  # printable ASCII is
+    for changed in ("&", "\x1b", "\u2019", "ﬁ", "ｆ", "\x85"):  # what a character-level fixer rewrites is not
+        assert pattern.fullmatch(changed) is None, repr(changed)
+    assert all(pattern.fullmatch(text) for text in CLEAN)
 
 
 @pytest.mark.parametrize("text", CLEAN)

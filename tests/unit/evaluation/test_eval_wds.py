@@ -1,13 +1,12 @@
 """CLIP_benchmark's webdataset layout: export and read back; what a malformed folder says."""
 
-import tarfile
-
 import numpy as np
 import pytest
 
 from evaluation.datasets import Benchmark, ImageList, Split, load_benchmark, load_digits_benchmark
 from evaluation.errors import EvaluationError
-from evaluation.wds import export_wds, tar_samples
+from evaluation.wds import export_wds
+from pipeline.core.tar import iter_samples, write_tar
 
 
 @pytest.fixture
@@ -47,15 +46,11 @@ def test_retrieval_round_trip(tmp_path, small_digits):
 
 
 def test_grouping_follows_webdataset_keys(tmp_path):
-    import io
-
     path = tmp_path / "x.tar"
-    with tarfile.open(path, "w") as tar:
-        for name, data in [("a/k1.png", b"1"), ("a/k1.cls", b"3"), ("a/k2.x.png", b"2"), ("a/k2.x.cls", b"4")]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    samples = list(tar_samples(path))
+    with path.open("wb") as f:
+        write_tar(f, [("a/k1.png", b"1"), ("a/k1.cls", b"3"), ("a/k2.x.png", b"2"), ("a/k2.x.cls", b"4")])
+    with path.open("rb") as f:
+        samples = list(iter_samples(f))
     assert [s["__key__"] for s in samples] == ["a/k1", "a/k2"]
     assert samples[1]["x.cls"] == b"4"  # webdataset: key up to the first dot, the rest is the extension
 

@@ -43,7 +43,14 @@ def test_aws_yaml_matches_rays_schema_and_loads_like_ray_up():
 
     cfg = yaml.safe_load(AWS.read_text())
     jsonschema.validate(cfg, ray_schema())  # as written: no unknown keys anywhere
-    validate_config(prepare_config(copy.deepcopy(cfg)))  # with Ray's AWS defaults filled in, as `ray up` does
+    with pytest.raises(jsonschema.ValidationError, match="max_worker"):  # the schema does reject a misspelt key
+        jsonschema.validate({**cfg, "max_worker": 3}, ray_schema())
+    prepared = prepare_config(copy.deepcopy(cfg))  # with Ray's AWS defaults filled in, as `ray up` does
+    assert validate_config(prepared) is None  # raises on an invalid config
+    assert prepared["available_node_types"].keys() == cfg["available_node_types"].keys()
+    assert prepared["max_workers"] == cfg["max_workers"]
+    worker_max = sum(t.get("max_workers", 0) for t in prepared["available_node_types"].values())
+    assert 0 < worker_max <= prepared["max_workers"]  # the per-type caps fit the cluster-wide cap
 
 
 def test_aws_node_types():
@@ -121,7 +128,7 @@ def test_rayjob_runs_clipforge_on_a_mounted_config_that_validates(command):
     assert Path(path).parent == Path(mounts[volume["name"]])  # the entrypoint's file is the mounted ConfigMap key
     text = config_map["data"][Path(path).name]
     validate_config(CONFIG_MODELS[command], yaml.safe_load(text), f"{config_map['metadata']['name']}")
-    yaml.safe_load(job["spec"]["runtimeEnvYAML"])  # a YAML mapping, as KubeRay requires
+    assert isinstance(yaml.safe_load(job["spec"]["runtimeEnvYAML"]), dict)  # a YAML mapping, as KubeRay requires
 
 
 def test_dockerfile_installs_with_the_pinned_constraints():

@@ -17,7 +17,7 @@ from PIL import Image
 from infra.localweb.concepts import CONCEPTS, EVAL_ID_BASE, concepts_of
 from infra.localweb.config import WebConfig
 from infra.localweb.faults import BOMB_SIDE, bomb_png
-from infra.localweb.rand import hash64, uniform
+from infra.localweb.rand import hash64, randint, uniform
 from infra.localweb.render import (
     VARIANTS,
     _digit_pools,
@@ -44,6 +44,34 @@ def test_counter_randomness_is_pure_and_chunk_independent():
     assert not np.array_equal(whole, hash64(6, ids, 9)) and not np.array_equal(whole, hash64(5, ids, 10))
     u = uniform(5, ids, 9)
     assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+
+
+def test_counter_randomness_is_pinned():
+    """Literal values recorded before `rand` moved onto `curation.hashing`: the synthetic web must not change."""
+    ids = np.array([0, 1, 2, 12345])
+    assert [hex(int(v)) for v in hash64(7, ids, 3)] == [
+        "0xc080fc4b9f341341",
+        "0x885f789ff31f6f5f",
+        "0x82bfdc046e1e84fb",
+        "0xf3575264e4aaeaee",
+    ]
+    assert [hex(int(v)) for v in hash64(0, 5, 0)] == ["0x7179bc6fbef357f4"]
+    assert uniform(7, ids, 3).tolist() == [
+        0.7519681629775763,
+        0.5327067747595017,
+        0.5107400427642634,
+        0.9505511757203454,
+    ]
+    assert randint(7, ids, 3, 10).tolist() == [7, 5, 5, 9]
+    assert randint(11, np.arange(6), 99, np.array([1, 2, 3, 1000, 7, 2**31])).tolist() == [0, 0, 1, 483, 6, 262601874]
+    big = np.arange(10_000)
+
+    def digest(a: np.ndarray) -> str:
+        return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+    assert digest(hash64(123, big, 0xABC)) == "39681e7ff2c0adec"
+    assert digest(uniform(9, big, 1)) == "4c2c47301c0fa828"
+    assert digest(randint(9, big, 2, big % 97 + 1)) == "71a584705d8ef88c"
 
 
 def test_same_id_same_bytes_in_another_process():

@@ -11,12 +11,14 @@ import pytest
 import typer.main
 import yaml
 
+from evaluation.config import EvalConfig
 from infra import submit as jobs
 from pipeline.app.configs import resolve_config
 from pipeline.build_config import BuildConfig
 from pipeline.cli import app, main
 from pipeline.core.config import load_config
 from pipeline.core.errors import ClipforgeError
+from training.config import TrainConfig
 
 
 @pytest.fixture
@@ -44,9 +46,19 @@ def test_resolved_config_is_what_the_job_loads(build_yaml, tmp_path):
     assert yaml.safe_load(text)["balance"]["seed"] == 7
 
 
-@pytest.mark.parametrize("command", ["train", "eval"])
-def test_train_and_eval_configs_resolve_from_defaults(command):
-    assert isinstance(yaml.safe_load(resolve_config(command, None, [])), dict)
+@pytest.mark.parametrize(
+    ("command", "model", "key"),
+    [("train", TrainConfig, ("data", "batch_size")), ("eval", EvalConfig, ("model",))],
+)
+def test_train_and_eval_configs_resolve_from_defaults(command, model, key, tmp_path):
+    text = resolve_config(command, None, [])
+    shipped = tmp_path / jobs.JOB_CONFIG_NAME
+    shipped.write_text(text)
+    assert load_config(model, shipped) == model()  # the job loads exactly the defaults back
+    written, default = yaml.safe_load(text), model().model_dump()
+    for part in key:  # a key of each is written out explicitly, with its default value
+        written, default = written[part], default[part]
+    assert default is not None and written == default
 
 
 def test_unknown_command_is_an_error():

@@ -8,13 +8,18 @@ import pytest
 from pydantic import ValidationError
 
 from curation.neardup import near_duplicate_clusters, table_blocks
-from pipeline.dedup import DedupConfig, clusters_to_artifact
-from pipeline.stages.base import mark_rejected
-from pipeline.stages.dedup import (
+from pipeline.dedup import (
     ARTIFACT_SCHEMA,
-    BucketConfig,
+    EVAL_HASH_SCHEMA,
+    DedupConfig,
     DedupRejectConfig,
     DedupRejectStage,
+    EvalDedupConfig,
+    EvalDedupStage,
+    clusters_to_artifact,
+)
+from pipeline.dedup.buckets import (
+    BucketConfig,
     band_rows,
     bucket_pairs,
     exact_edges,
@@ -22,7 +27,7 @@ from pipeline.stages.dedup import (
     hash_rows,
     run_starts,
 )
-from pipeline.stages.eval_dedup import EVAL_HASH_SCHEMA, EvalDedupConfig, EvalDedupStage
+from pipeline.stages.base import mark_rejected
 
 A = 0xF0F0F0F0F0F0F0F0  # popcount 32
 FLAT = 0x8000000000000000  # what every solid colour hashes to: degenerate

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.core.errors import ClipforgeError
+from pipeline.dedup import ARTIFACT_SCHEMA
 from pipeline.report import SECTIONS, render, write_report
 from pipeline.report_inputs import ReportInputs, load_inputs
 from pipeline.report_plots import thumbnail_uri
@@ -28,7 +29,6 @@ from pipeline.report_summaries import (
     value_counts,
     word_counts,
 )
-from pipeline.stages.dedup import ARTIFACT_SCHEMA
 
 FUNNEL = {
     "input_rows": 100,

@@ -1,9 +1,13 @@
-"""Online balancing draws: a pure function of (seed, epoch, uid), bit-exact against a scalar reference."""
+"""Online balancing draws: a pure function of (seed, epoch, uid), bit-exact against a scalar reference, and made of
+the build's own hashing (`curation.hashing`)."""
 
 import numpy as np
 import pytest
 
-from training.balance import epoch_order, hash_uniform, online_keep, uid_to_u64
+from curation.balancing import entry_probs, keep_prob, pair_uniforms, sample_keep
+from curation.hashing import hash_uniforms, uid_to_u64
+from curation.hashing import splitmix64 as hashing_splitmix64
+from training.balance import epoch_order, hash_uniform, online_keep
 
 M = (1 << 64) - 1
 
@@ -21,11 +25,45 @@ def reference_uniform(seed: int, epoch: int, uid64: int) -> float:
     return (splitmix64(uid64 ^ key) >> 11) / float(1 << 53)
 
 
-def test_uid_to_u64_reads_hex_prefix_and_folds_other_strings():
-    u = uid_to_u64(["0123456789abcdef0123", "ffffffffffffffff", "key-1", "key-1", "key-2"])
+def test_training_reads_uids_with_the_builds_uid_to_u64():
+    import training.data
+
+    assert training.data.uid_to_u64 is uid_to_u64  # no second uid → uint64 in training
+    u = uid_to_u64(["0123456789abcdef0123", "key-1", "key-1", "key-2"])
     assert u.dtype == np.uint64
-    assert int(u[0]) == 0x0123456789ABCDEF and int(u[1]) == M
-    assert u[2] == u[3] and u[2] != u[4]
+    assert int(u[0]) == 0xF1766F8F13277D8B  # BLAKE2b-64, not the hex prefix 0x0123456789ABCDEF
+    assert u[1] == u[2] and u[1] != u[3]
+
+
+def test_epoch_and_build_draws_compose_the_same_primitives():
+    """Both draws are `hash_uniforms(splitmix64(...))` of the same uid64. They are different events by design: the
+    build draws per (uid, entry) against p_e, an epoch draws once per (uid, epoch) against the row's P(keep) (the
+    sidecar has no per-entry draws) — so no epoch equals the build's draw, but every primitive is shared."""
+    sm = hashing_splitmix64
+    uid64 = uid_to_u64([f"uid-{i}" for i in range(500)])
+    entries = np.arange(500) % 7
+    for seed, epoch in [(0, 0), (7, 3)]:
+        one = np.array([seed], np.uint64)
+        epoch_key = sm(one ^ sm(np.array([epoch], np.uint64)))
+        assert np.array_equal(hash_uniform(seed, epoch, uid64), hash_uniforms(sm(uid64 ^ epoch_key)))
+        build = hash_uniforms(sm(sm(uid64 ^ sm(one)[0]) ^ entries.astype(np.uint64)))
+        assert np.array_equal(pair_uniforms(seed, uid64, entries), build)
+
+
+def test_online_keep_agrees_with_the_build_balance():
+    """Same (uids, entry ids, probs, seed): rows with P(keep) 0 or 1 get the same decision from the build's
+    `sample_keep` and training's epoch-0 `online_keep`; in between both keep at rate P(keep)."""
+    rng = np.random.default_rng(1)
+    n = 40_000
+    ids = [rng.choice(6, size=rng.integers(0, 3), replace=False) for _ in range(n)]
+    probs = entry_probs(np.array([1, 2, 40, 100, 400, 0], np.uint64), 20)  # entries 0, 1, 5 are tail: p = 1
+    uids = [f"uid-{i}" for i in range(n)]
+    build = sample_keep(uids, ids, probs, 3)
+    p = keep_prob(ids, probs)
+    online = online_keep(uid_to_u64(uids), p, 3, 0)
+    sure = (p == 0) | (p == 1)
+    assert sure.sum() > n // 2 and np.array_equal(build[sure], online[sure])
+    assert abs(build[~sure].mean() - p[~sure].mean()) < 0.01 and abs(online[~sure].mean() - p[~sure].mean()) < 0.01
 
 
 @pytest.mark.parametrize(("seed", "epoch"), [(0, 0), (0, 1), (7, 3), (2**40, 12)])

@@ -3,8 +3,8 @@
 import pytest
 
 from pipeline.cli import main
+from tests.fixtures.training import write_synthetic_build
 from training.console import progress_line, summary_text
-from training.fixtures import write_synthetic_build
 from training.trainer import TrainSummary
 
 

@@ -7,8 +7,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from curation.hashing import uid_to_u64
 from pipeline.core.errors import ClipforgeError
-from training.balance import online_keep, uid_to_u64
+from tests.fixtures.training import write_synthetic_build
+from training.balance import online_keep
 from training.data import (
     decode_augment_tokenize,
     random_resized_crop_box,
@@ -17,7 +19,6 @@ from training.data import (
     shard_batches,
     shard_rows,
 )
-from training.fixtures import write_synthetic_build
 
 FS = pafs.LocalFileSystem()
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from training.fixtures import tiny_train_config
+from tests.fixtures.training import tiny_train_config
 from training.metrics import MetricWindow
 from training.step import Progress, build_worker, train_step, window_metrics
 

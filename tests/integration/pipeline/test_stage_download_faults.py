@@ -1,5 +1,6 @@
-"""Download + image stages on a local Ray over a synthetic web with every fault kind: each row ends at the outcome the
-answers file expects, as the split stages (DownloadStage → ImagesStage) and as the fused FetchImagesStage."""
+"""The build's download stages on a local Ray over a synthetic web with every fault kind: each row ends at the outcome
+the answers file expects, through `FetchImagesStage` alone (`fused`) and through `DownloadPartStage` as the build runs
+it (`parts`: rows grouped into download parts by uid, each part fetched and committed as one parquet file)."""
 
 import io
 import time
@@ -13,13 +14,20 @@ from PIL import Image
 
 from curation.fetch_config import FetchConfig
 from curation.images import ImageConfig
+from curation.text import url_uids
 from infra.localweb.config import WebConfig
 from infra.localweb.faults import EXPECTED_OUTCOME
 from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
-from pipeline.stages.base import StageSpec, run_stages
-from pipeline.stages.download import DownloadConfig, DownloadStage
-from pipeline.stages.images import IMAGE_COLUMNS, FetchImagesConfig, FetchImagesStage, ImagesStage
+from pipeline.stages.base import StageSpec, apply_group_stage, run_stages
+from pipeline.stages.download import FETCH_COLUMNS, IMAGE_COLUMNS, DownloadConfig, FetchImagesConfig, FetchImagesStage
+from pipeline.stages.download_parts import (
+    PART_SUMMARY,
+    DownloadPartsConfig,
+    DownloadPartStage,
+    add_part_column,
+    committed_parts,
+)
 
 # answers.expected_outcome -> (reject_stage, reject_reason); None, None = a live row with an image
 EXPECTED = {
@@ -41,6 +49,7 @@ FETCH = FetchConfig(allow_cidrs=["127.0.0.0/8"], deadline_s=3.0, backoff_base_s=
 # Synthetic images have aspect ratios up to 4:1 and sides down to 45 px (a 0.7× resize of 64 px); tiny is 8 px.
 IMAGE = ImageConfig(image_size=64, min_image_size=32, max_aspect_ratio=4.5)
 N = 260
+PARTS = 5
 
 
 @pytest.fixture(scope="module")
@@ -50,30 +59,46 @@ def web(tmp_path_factory):
     return out
 
 
-def run(web, specs) -> pa.Table:
+FETCH_IMAGES = FetchImagesConfig(download=DownloadConfig(fetch=FETCH, threads=64), image=IMAGE)
+
+
+def candidates(web):
     import ray
 
     rows = pq.read_table(web / "candidates.parquet")
     rows = rows.append_column("row_id", pa.array(np.arange(rows.num_rows), pa.int64()))
-    ds = run_stages(ray.data.from_arrow(rows).repartition(4), specs)
-    out = pa.concat_tables(ray.get(ds.to_arrow_refs()))
+    rows = rows.append_column("uid", url_uids(rows["url"]))
+    return ray.data.from_arrow(rows).repartition(4)
+
+
+def by_row_id(out: pa.Table) -> pa.Table:
     return out.take(pa.compute.sort_indices(out["row_id"]))
 
 
-SPLIT = [StageSpec(DownloadStage, DownloadConfig(fetch=FETCH, threads=64), 70), StageSpec(ImagesStage, IMAGE, 70)]
-FUSED = [
-    StageSpec(FetchImagesStage, FetchImagesConfig(download=DownloadConfig(fetch=FETCH, threads=64), image=IMAGE), 70)
-]
+def run_fused(web, work) -> pa.Table:
+    import ray
+
+    ds = run_stages(candidates(web), [StageSpec(FetchImagesStage, FETCH_IMAGES, 70)])
+    return by_row_id(pa.concat_tables(ray.get(ds.to_arrow_refs())))
+
+
+def run_parts(web, work) -> pa.Table:
+    ds = run_stages(candidates(web), [StageSpec(add_part_column, PARTS)])
+    cfg = DownloadPartsConfig(fetch=FETCH_IMAGES, out_dir=str(work))
+    summary = pa.Table.from_pylist(apply_group_stage(ds, "part", StageSpec(DownloadPartStage, cfg), 2).take_all())
+    assert summary.schema == PART_SUMMARY and sorted(summary["part"].to_pylist()) == list(range(PARTS))
+    assert committed_parts(str(work)) == set(range(PARTS))
+    return by_row_id(pa.concat_tables(pq.read_table(work / f"part-{p:06d}.parquet") for p in range(PARTS)))
 
 
 @pytest.fixture(scope="module")
-def results(ray_local, web):
+def results(ray_local, web, tmp_path_factory):
     out = {}
     with serve_in_thread(web, prewarm=N) as server:
-        for name, specs in (("split", SPLIT), ("fused", FUSED)):
+        for name, fn in (("fused", run_fused), ("parts", run_parts)):
             server.reset_state()  # the 429 URLs refuse their first request again
             t0 = time.monotonic()
-            out[name] = run(web, specs)
+            out[name] = fn(web, tmp_path_factory.mktemp(name))
             out[name + "_seconds"] = time.monotonic() - t0
     return out
 
@@ -83,7 +108,7 @@ def test_the_web_plants_every_fault(web):
     assert set(answers["expected_outcome"].to_pylist()) == set(EXPECTED) == set(EXPECTED_OUTCOME.values())
 
 
-@pytest.mark.parametrize("name", ["split", "fused"])
+@pytest.mark.parametrize("name", ["fused", "parts"])
 def test_every_row_reaches_its_expected_outcome(web, results, name):
     out, answers = results[name], pq.read_table(web / "answers.parquet")
     assert out["row_id"].to_pylist() == list(range(N))  # no row lost, none duplicated
@@ -94,12 +119,12 @@ def test_every_row_reaches_its_expected_outcome(web, results, name):
     assert results[name + "_seconds"] < 90  # the slow fault is cut at the 3 s deadline; nothing hangs
     details = dict(zip(out["reject_reason"].to_pylist(), out["reject_detail"].to_pylist(), strict=True))
     assert details["http_error"] == "404" and "decompression bomb" in details["too_many_pixels"]
-    assert "body" not in out.column_names
-    for col, typ in IMAGE_COLUMNS.items():
+    assert "body" not in out.column_names and "part" not in out.column_names
+    for col, typ in {**FETCH_COLUMNS, **IMAGE_COLUMNS}.items():
         assert out.schema.field(col).type == typ
 
 
-@pytest.mark.parametrize("name", ["split", "fused"])
+@pytest.mark.parametrize("name", ["fused", "parts"])
 def test_live_rows_carry_a_resized_image_and_hashes(results, name):
     out = results[name]
     live = out.filter(pa.compute.is_null(out["reject_reason"]))
@@ -113,7 +138,7 @@ def test_live_rows_carry_a_resized_image_and_hashes(results, name):
     assert dead["image"].null_count == dead.num_rows and dead["sha256"].null_count == dead.num_rows
 
 
-def test_fused_and_split_agree_row_for_row(results):
-    a, b = results["split"], results["fused"]
-    for col in ("reject_reason", "phash", "sha256", "orig_width", "width", "image"):
+def test_parts_and_fused_agree_row_for_row(results):
+    a, b = results["fused"], results["parts"]
+    for col in ("reject_stage", "reject_reason", "phash", "sha256", "orig_width", "width", "image"):
         assert a[col].equals(b[col]), col

@@ -1,6 +1,6 @@
 """Ray Data stage: reject training rows whose pHash is within Hamming k_eval of a configured benchmark image (test-set
 leakage, as DataComp and MetaCLIP remove), plus the per-batch hashing of benchmark images; no search algorithm here
-(`curation.neardup.eval_set_matches`) and no driver work (`pipeline.dedup.eval_hashes` is the barrier).
+(`curation.neardup.eval_set_matches`) and no driver work (`pipeline.dedup.barriers.eval_hashes` is the barrier).
 
 Benchmark images are hashed with the download stage's own `ImageConfig` (same decoder, same draft reduction), so
 the two sides' pHashes are comparable; only its size and aspect checks are switched off for them.
@@ -20,31 +20,15 @@ from curation.neardup import eval_set_matches
 from curation.phash import hamming
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options
+from pipeline.dedup.artifacts import EVAL_HASH_SCHEMA, read_parquet_uri
+from pipeline.dedup.config import EvalSetConfig
 from pipeline.stages.base import CPU_HEAVY, CPU_LIGHT, Resources, live_mask, mark_rejected
-from pipeline.stages.dedup import read_parquet_uri
 
 
 class EvalDedupReason(StrEnum):
     """Why the eval-dedup stage rejected a row (`reject_detail`: "SET:IMAGE_ID d=DISTANCE" of the closest image)."""
 
     eval_duplicate = "eval_duplicate"
-
-
-class EvalSetConfig(StrictModel):
-    """One benchmark whose images training rows must not copy: a parquet file (or directory) of encoded images."""
-
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    """Short name, used in reject details ("synthetic:1099511627777 d=2")."""
-    path: str
-    """Local path, file:// or s3:// URI of the parquet file(s), e.g. the synthetic web's eval/synthetic.parquet."""
-    image_column: str = "image"
-    """Column holding encoded image bytes (JPEG, PNG, WebP, GIF)."""
-    id_column: str = "image_id"
-    """Column identifying an image within the set (any type; stored as its string form)."""
-
-
-EVAL_HASH_SCHEMA = pa.schema([("set", pa.string()), ("image_id", pa.string()), ("phash", pa.uint64())])
-"""RUN/dedup/eval_hashes.parquet: one row per hashed benchmark image, sorted by (set, image_id)."""
 
 
 class EvalHashConfig(StrictModel):
@@ -78,7 +62,7 @@ class EvalDedupConfig(StrictModel):
     """The eval-dedup stage: where the benchmark pHashes are and the radius."""
 
     hashes: str
-    """RUN/dedup/eval_hashes.parquet written by `pipeline.dedup.eval_hashes`."""
+    """RUN/dedup/eval_hashes.parquet written by `pipeline.dedup.barriers.eval_hashes`."""
     k_eval: int = Field(4, ge=0, le=8)
     """Reject rows within this Hamming distance of a benchmark image (degenerate pHashes never match)."""
     s3: S3Options | None = None

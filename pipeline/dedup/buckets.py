@@ -1,5 +1,5 @@
-"""Dedup per-batch steps: the bucket explode/verify functions the dedup barriers run on Ray Data, and
-`DedupRejectStage`, which rejects the rows a barrier's artifact lists; no clustering and no driver work here.
+"""Dedup per-batch steps: the bucket explode/verify functions the dedup barriers (`pipeline.dedup.barriers`) run on
+Ray Data; no clustering and no driver work here.
 
 The explode functions emit one row per (bucket key, item) with a `group` column = table × shards + shard of the
 key, so a groupby on `group` co-locates every bucket and one call verifies thousands of buckets with numpy.
@@ -8,38 +8,18 @@ Group functions (`exact_edges`, `bucket_pairs`) see whole groups and are order-i
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
-from curation.balancing import splitmix64
+from curation.hashing import splitmix64
 from curation.neardup import band_keys, pairs_within, table_radius
 from curation.phash import hamming
 from pipeline.core.config import StrictModel
-from pipeline.core.storage import S3Options, read_bytes
-from pipeline.stages.base import CPU_LIGHT, Resources, live_mask, mark_rejected
-
-
-class DedupReason(StrEnum):
-    """Why the dedup stage rejected a row (`reject_detail` is the representative's uid)."""
-
-    exact_duplicate = "exact_duplicate"  # same source bytes (sha256) or the same non-degenerate pHash
-    near_duplicate = "near_duplicate"  # pHash within Hamming k of a kept row's (directly or through a chain)
-
-
-ARTIFACT_SCHEMA = pa.schema(
-    [
-        ("uid", pa.string()),  # a row to drop
-        ("representative", pa.string()),  # the uid its cluster keeps
-        ("distance", pa.int8()),  # Hamming distance between the two pHashes (chains can exceed k)
-        ("cluster_size", pa.int32()),  # members of the cluster, representative included
-    ]
-)
-"""RUN/dedup/exact.parquet and near.parquet: one row per dropped uid, sorted by uid."""
+from pipeline.core.storage import S3Options
+from pipeline.dedup.artifacts import read_parquet_uri
+from pipeline.stages.base import CPU_LIGHT, Resources, live_mask
 
 HASH_COLUMNS = ("uid", "sha256", "phash", "phash_degenerate", "pixels")
 
@@ -153,11 +133,6 @@ def bucket_pairs(group: pa.Table, config: BucketConfig) -> pa.Table:
     return pa.table([a, b, hamming(a, b)], schema=PAIR_SCHEMA)
 
 
-def read_parquet_uri(uri: str, s3: S3Options | None = None) -> pa.Table:
-    """A small parquet artifact, local or on S3, read whole (through `pipeline.core.storage`)."""
-    return pq.read_table(pa.BufferReader(read_bytes(uri, s3)))
-
-
 class NodeConfig(StrictModel):
     """Where the near barrier left the pHashes whose rows it needs (RUN/dedup/near_nodes.parquet)."""
 
@@ -177,46 +152,3 @@ class NodeRows:
     def __call__(self, batch: pa.Table) -> pa.Table:
         t = batch.filter(pc.is_in(batch["phash"], value_set=self.nodes))
         return t.select(["phash", "uid", "pixels"])
-
-
-class DedupRejectConfig(StrictModel):
-    """The artifacts of the dedup barriers this stage applies (None: that step did not run)."""
-
-    exact: str | None = None
-    """RUN/dedup/exact.parquet from `pipeline.dedup.exact_dedup`."""
-    near: str | None = None
-    """RUN/dedup/near.parquet from `pipeline.dedup.near_dedup`."""
-    s3: S3Options | None = None
-    """How to reach S3 when the run directory is there (None: the environment's endpoint and credentials)."""
-
-
-class DedupRejectStage:
-    """Rejects live rows listed in the dedup artifacts: `exact_duplicate` / `near_duplicate`, detail = the uid kept.
-
-    Each actor holds the listed uids (only dropped rows: ~60 B each, e.g. 0.6 GB for 10^7 duplicates).
-    """
-
-    name = "dedup"
-    resources: Resources = CPU_LIGHT
-
-    def __init__(self, config: DedupRejectConfig) -> None:
-        self.lists = []
-        for reason, uri in ((DedupReason.exact_duplicate, config.exact), (DedupReason.near_duplicate, config.near)):
-            if uri:
-                t = read_parquet_uri(uri, config.s3)
-                self.lists.append((reason, t["uid"].combine_chunks(), t["representative"].combine_chunks()))
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        live = live_mask(batch)
-        for reason, uids, reps in self.lists:
-            found = pc.index_in(batch["uid"], value_set=uids)
-            hit = live & pc.is_valid(found).to_numpy(zero_copy_only=False)
-            at = pc.fill_null(found, 0).to_numpy(zero_copy_only=False)
-            rows = np.flatnonzero(hit)
-            reasons = np.full(batch.num_rows, None, dtype=object)
-            details = np.full(batch.num_rows, None, dtype=object)
-            reasons[rows] = str(reason)
-            details[rows] = reps.take(pa.array(at[rows].astype(np.int64))).to_pylist()
-            batch = mark_rejected(batch, pa.array(reasons, pa.string()), stage=self.name, details=list(details))
-            live &= ~hit
-        return batch

@@ -1,14 +1,15 @@
 """Dedup barriers: whole-dataset exact and near-duplicate clustering and the benchmark pHashes, each writing a small
-artifact under RUN/dedup/ and returning its path; they never reject rows (the dedup stages do, from the artifacts).
+artifact under RUN/dedup/ and returning its path; they never reject rows (the stages in `pipeline.dedup.reject` and
+`pipeline.dedup.eval_dedup` do, from the artifacts).
 
     exact_dedup(ds, cfg, run)        → RUN/dedup/exact.parquet        same sha256, or same non-degenerate pHash
     near_dedup(ds, cfg, run)         → RUN/dedup/near.parquet         pHash distance 1..k between exact survivors
     eval_hashes(sets, image, run)    → RUN/dedup/eval_hashes.parquet  pHashes of the configured benchmark images
 
-exact/near list only rows to drop (`stages.dedup.ARTIFACT_SCHEMA`: uid, representative, distance, cluster_size,
-sorted by uid); a `.json` summary with the counts sits beside each artifact. The representative of a cluster is
-its row with the largest source image (orig_width × orig_height), then the smallest uid: a function of the rows,
-not of their order, partitioning or worker count.
+exact/near list only rows to drop (`pipeline.dedup.artifacts.ARTIFACT_SCHEMA`: uid, representative, distance,
+cluster_size, sorted by uid); a `.json` summary with the counts sits beside each artifact. The representative of a
+cluster is its row with the largest source image (orig_width × orig_height), then the smallest uid: a function of
+the rows, not of their order, partitioning or worker count.
 
 How (DESIGN.md §4): live rows are exploded into bucket keys — exact: sha256 and pHash; near: the pHash's
 block-permutation keys (`curation.neardup.band_keys`) — and a Ray Data groupby co-locates equal keys. A group is
@@ -25,25 +26,26 @@ execution would download again.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from pydantic import Field, model_validator
 
 from curation.images import ImageConfig
 from curation.neardup import table_blocks, table_radius, union_find_components
 from curation.phash import hamming
-from pipeline.core.config import StrictModel
 from pipeline.core.errors import ClipforgeError
-from pipeline.core.storage import S3Options, Uri, filesystem, open_write, write_bytes
-from pipeline.stages.base import CPU_LIGHT, StageSpec, apply_stage
-from pipeline.stages.dedup import (
+from pipeline.core.storage import S3Options, Uri, filesystem
+from pipeline.dedup.artifacts import (
     ARTIFACT_SCHEMA,
+    EVAL_HASH_SCHEMA,
+    dedup_dir,
+    write_summary,
+    write_table,
+)
+from pipeline.dedup.buckets import (
     PAIR_SCHEMA,
     BucketConfig,
     NodeConfig,
@@ -54,7 +56,9 @@ from pipeline.stages.dedup import (
     exact_keys,
     hash_rows,
 )
-from pipeline.stages.eval_dedup import EVAL_HASH_SCHEMA, EvalHashConfig, EvalSetConfig, hash_eval_images
+from pipeline.dedup.config import DedupConfig, EvalSetConfig
+from pipeline.dedup.eval_dedup import EvalHashConfig, hash_eval_images
+from pipeline.stages.base import CPU_LIGHT, StageSpec, apply_stage
 
 MAX_PARTITIONS = 200  # Ray's default hash-shuffle parallelism
 ROWS_PER_PARTITION = 2_000_000  # exploded rows per shuffle partition: small inputs get few partitions (fewer actors)
@@ -62,51 +66,6 @@ ROWS_PER_PARTITION = 2_000_000  # exploded rows per shuffle partition: small inp
 
 class DedupError(ClipforgeError):
     """A dedup barrier cannot finish within its configured limits (the message names the limit)."""
-
-
-class DedupConfig(StrictModel):
-    """Duplicate removal: exact (sha256 or identical pHash), near (pHash Hamming ≤ k), and against benchmarks."""
-
-    exact: bool = True
-    """Drop rows with the same source bytes (sha256) or the same non-degenerate pHash as a kept row."""
-    near: bool = True
-    """Drop rows whose pHash is within Hamming k of a kept row's (clusters are connected components). Needs exact."""
-    k: int = Field(4, ge=1, le=8)
-    """Near-duplicate radius in bits. Real pHashes have popcount 32, so distances are even: k = 4 ≡ 5 (35 tables),
-    k = 2 ≡ 3 (10 tables). On the synthetic web k = 4 finds 99.7 % of re-encoded/resized/cropped/darkened copies
-    and no distinct pair (k = 2: ~97 %); beyond ~6 unrelated images start to match."""
-    eval_sets: list[EvalSetConfig] = []
-    """Benchmark images no training row may be a copy of (test-set leakage); empty: no eval dedup."""
-    k_eval: int = Field(4, ge=0, le=8)
-    """Drop training rows whose pHash is within this Hamming distance of any benchmark image's."""
-    max_pairs: int = Field(10**8, ge=1)
-    """Most candidate edges collected on the driver (near: 16 B each); more is a `DedupError`, not an OOM."""
-    rows_per_group: int = Field(200_000, ge=1)
-    """Rows per table in one groupby group (groups per table = ceil(rows / this)); bounds a group's memory."""
-
-    @model_validator(mode="after")
-    def _near_needs_exact(self) -> DedupConfig:
-        if self.near and not self.exact:
-            raise ValueError(
-                "dedup.near needs dedup.exact: near search links distinct pHashes; identical ones are "
-                "the exact step's (set dedup.exact: true, or dedup.near: false)"
-            )
-        return self
-
-
-def dedup_dir(run_dir: str) -> Uri:
-    """RUN/dedup, where every dedup artifact lives."""
-    return Uri.parse(run_dir).join("dedup")
-
-
-def _write_table(uri: Uri, table: pa.Table, s3: S3Options | None) -> str:
-    with open_write(uri, s3) as f:
-        pq.write_table(table, f)
-    return str(uri)
-
-
-def _write_summary(uri: Uri, summary: dict, s3: S3Options | None) -> None:
-    write_bytes(uri, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), s3)
 
 
 def _collect(ds, schema: pa.Schema) -> pa.Table:
@@ -182,8 +141,8 @@ def exact_dedup(ds, cfg: DedupConfig, run_dir: str, s3: S3Options | None = None)
     else:
         artifact = ARTIFACT_SCHEMA.empty_table()
     d = dedup_dir(run_dir)
-    uri = _write_table(d.join("exact.parquet"), artifact, s3)
-    _write_summary(d.join("exact.json"), _summary("exact", n, shards, e.num_rows, artifact, t0), s3)
+    uri = write_table(d.join("exact.parquet"), artifact, s3)
+    write_summary(d.join("exact.json"), _summary("exact", n, shards, e.num_rows, artifact, t0), s3)
     return uri
 
 
@@ -202,7 +161,7 @@ def _summary(step: str, n: int, shards: int, edges: int, artifact: pa.Table, t0:
 def _node_rows(rows, nodes: np.ndarray, d: Uri, s3: S3Options | None) -> tuple[np.ndarray, np.ndarray]:
     """(uid, pixels) of the best row (largest pixels, then smallest uid) of each node pHash in `nodes` (sorted): the
     exact step's survivor for that pHash. The node list goes to the workers as RUN/dedup/near_nodes.parquet."""
-    nodes_uri = _write_table(d.join("near_nodes.parquet"), pa.table({"phash": pa.array(nodes, pa.uint64())}), s3)
+    nodes_uri = write_table(d.join("near_nodes.parquet"), pa.table({"phash": pa.array(nodes, pa.uint64())}), s3)
     found = _collect(apply_stage(rows, StageSpec(NodeRows, NodeConfig(nodes=nodes_uri, s3=s3))), pa.schema([]))
     order = pc.sort_indices(found, [("phash", "ascending"), ("pixels", "descending"), ("uid", "ascending")])
     found = found.take(order)
@@ -239,8 +198,8 @@ def near_dedup(ds, cfg: DedupConfig, run_dir: str, s3: S3Options | None = None) 
         artifact = clusters_to_artifact(a, b, uids, pixels, nodes)
     else:
         artifact = ARTIFACT_SCHEMA.empty_table()
-    uri = _write_table(d.join("near.parquet"), artifact, s3)
-    _write_summary(d.join("near.json"), {**_summary("near", n, shards, len(ab), artifact, t0), "tables": tables}, s3)
+    uri = write_table(d.join("near.parquet"), artifact, s3)
+    write_summary(d.join("near.json"), {**_summary("near", n, shards, len(ab), artifact, t0), "tables": tables}, s3)
     return uri
 
 
@@ -264,12 +223,12 @@ def eval_hashes(sets: list[EvalSetConfig], image: ImageConfig, run_dir: str, s3:
     out = pa.concat_tables(tables) if tables else EVAL_HASH_SCHEMA.empty_table()
     out = out.take(pc.sort_indices(out, [("set", "ascending"), ("image_id", "ascending")]))
     d = dedup_dir(run_dir)
-    uri = _write_table(d.join("eval_hashes.parquet"), out, s3)
+    uri = write_table(d.join("eval_hashes.parquet"), out, s3)
     summary = {
         "step": "eval_hashes",
         "hashed": out.num_rows,
         "undecodable": failed,
         "seconds": round(time.monotonic() - t0, 3),
     }
-    _write_summary(d.join("eval_hashes.json"), summary, s3)
+    write_summary(d.join("eval_hashes.json"), summary, s3)
     return uri
