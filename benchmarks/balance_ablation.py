@@ -2,7 +2,7 @@
 
     python benchmarks/balance_ablation.py                       # 8,000 candidates, 2 seeds, 400 steps per run
     python benchmarks/balance_ablation.py --seeds 0,1,2 --steps 600 --candidates 12000
-    python benchmarks/balance_ablation.py --smoke               # 150 candidates, 1 seed, 2 steps: does it run
+    python benchmarks/balance_ablation.py --smoke               # 150 candidates, 1 seed, 2 steps of 16: does it run
 
 One synthetic web (Zipf-distributed concepts: the head concept holds ~24 % of rows, the bottom 20 concepts ~5 %)
 is built twice by the real `clipforge build`: (a) balanced — text, match, download, dedup, balance at t: auto —
@@ -68,7 +68,7 @@ def small_metadata(work: Path) -> Path:
     return path
 
 
-def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.ndarray) -> dict:
+def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.ndarray, batch: int) -> dict:
     from evaluation.datasets import load_benchmark
     from evaluation.embed import embed_images, embed_prompts
     from evaluation.models import load_model
@@ -86,6 +86,7 @@ def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, tail: np.n
             f"data.manifest={run}",
             f"storage_path={work / 'train'}",
             f"steps={steps}",
+            f"data.batch_size={batch}",
             f"optim.warmup_steps={max(10, steps // 10)}",
             f"checkpoint.every_steps={steps}",
             "log.progress=false",
@@ -129,11 +130,12 @@ def main() -> int:
     p.add_argument("--candidates", type=int, default=8000)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seeds", default="0,1")
+    p.add_argument("--batch", type=int, default=64, help="global batch size (configs/train.yaml's)")
     p.add_argument("--workdir", default="bench-out/balance_ablation")
     p.add_argument("--smoke", action="store_true", help="a tiny run that checks the benchmark works (seconds)")
     args = p.parse_args()
     if args.smoke:
-        args.candidates, args.steps, args.seeds = 150, 2, "0"
+        args.candidates, args.steps, args.seeds, args.batch = 150, 2, "0", 16
         args.workdir = tempfile.mkdtemp(prefix="balance-ablation-smoke-")
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
     from pipeline.app.demo import demo_metadata
@@ -148,16 +150,17 @@ def main() -> int:
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for arm in ("balanced", "unbalanced"):
-            rows.append(train_eval(runs[arm], work, arm, seed, args.steps, tail))
+            rows.append(train_eval(runs[arm], work, arm, seed, args.steps, tail, args.batch))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     kept = {arm: manifests[arm]["counts"].get("kept") for arm in runs}
     print(
         f"\n### Balance ablation — `python benchmarks/balance_ablation.py --candidates {args.candidates} "
-        f"--steps {args.steps} --seeds {args.seeds}`\n"
+        f"--steps {args.steps} --seeds {args.seeds} --batch {args.batch}`\n"
     )
     print(
         f"Kept rows: balanced {kept['balanced']}, unbalanced {kept['unbalanced']}; {rows[0]['model']}, "
-        f"{args.steps} steps x 64 = {args.steps * 64} samples seen per run; zero-shot on the held-out split "
+        f"{args.steps} steps x {args.batch} = {args.steps * args.batch} samples seen per run; zero-shot on the "
+        f"held-out split "
         f"({len(tail)} concepts, tail = the {int(tail.sum())} rarest).\n"
     )
     print("| arm | seed | acc1 (all) | acc1 (tail concepts) | acc1 (head concepts) | train s |")

@@ -21,10 +21,11 @@ from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES, TEXTURES
 from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
-from pipeline.build import build
+from pipeline.build import build, plan, steps
 from pipeline.build_config import BuildConfig
 from pipeline.core.config import validate_config
 from pipeline.core.tar import iter_samples
+from pipeline.steps import reject_order
 
 N = 5000
 # The answers file's vocabulary for what a downloader should reach, by fetch status. Image-level outcomes
@@ -195,6 +196,22 @@ def test_manifest_counts_equal_disk(run):
         assert (out / "dedup" / name).exists()
     pre, dedup, post = (np.load(out / "stats" / f"entry_counts_{k}.npy") for k in ("pre", "dedup", "post"))
     assert (post <= dedup).all() and (dedup <= pre).all() and post.sum() < pre.sum()
+
+
+def test_the_steps_build_ran_are_the_plan_and_order_the_funnel(run, web, metadata):
+    """`build` ran exactly the steps `--dry-run` prints, in order, and the funnel's stages follow those steps."""
+    out, manifest, _ = run
+    cfg = build_config(web, metadata, str(out))
+    names = [s.name for s in steps(cfg)]
+    assert list(manifest["seconds_by_step"]) == names
+    image_steps = ["count1", "pre_balance", "download", "dedup", "balance", "shards", "rejects"]
+    assert names == ["text", *image_steps, "accounting"]
+    planned = [line.split(":")[0] for line in plan(cfg)[1:-1]]
+    assert list(dict.fromkeys(planned)) == names
+    funnel = json.loads((out / "stats" / "funnel.json").read_text())
+    order = reject_order(steps(cfg))
+    seen = [s["stage"] for s in funnel["by_stage"]]
+    assert seen == [s for s in order if s in seen] and {"match", "download", "dedup", "balance"} <= set(seen)
 
 
 def test_download_outcomes_match_the_answers(outcome):
