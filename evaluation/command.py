@@ -5,6 +5,7 @@ Kept out of `pipeline/cli.py` so the CLI function stays a thin shell and this st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,18 @@ def load_eval_config(
     return validate_config(EvalConfig, data, source)
 
 
-def run_eval(cfg: EvalConfig) -> tuple[Path, str]:
-    """Evaluate (here, or as a Ray task when `cfg.ray.enabled`), write the results; returns (output dir, Markdown)."""
-    from evaluation.report import results_markdown, write_results
+def run_eval(cfg: EvalConfig, say: Callable[[str], None] | None = None) -> tuple[Path, str]:
+    """Evaluate (here, or as a Ray task when `cfg.ray.enabled`), write the results; returns (output dir, Markdown).
+    `say` gets progress lines (one per finished result; one line for a Ray task); None is quiet."""
+    from evaluation.report import progress_line, results_markdown, write_results
     from evaluation.run import evaluate, evaluate_on_ray
 
-    results = evaluate_on_ray(cfg) if cfg.ray.enabled else evaluate(cfg)
+    if say:
+        where = f"as a Ray task ({cfg.ray.num_gpus:g} GPU)" if cfg.ray.enabled else f"(device: {cfg.device})"
+        say(f"evaluating {cfg.model} on {', '.join(cfg.benchmarks)} {where}")
+    if cfg.ray.enabled:
+        results = evaluate_on_ray(cfg)
+    else:
+        results = evaluate(cfg, on_record=(lambda r: say(progress_line(r))) if say else None)
     out = write_results(results, cfg.output_dir, cfg)
     return out, results_markdown(results)

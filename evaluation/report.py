@@ -34,7 +34,9 @@ def _cell(key: str, value: Any) -> str:
 
 
 def results_markdown(results: dict[str, Any]) -> str:
-    """A Markdown page: a header naming the model, then one table per task; metrics in % (C as is)."""
+    """A Markdown page: a header naming the model, then one table per task; metrics in % (C as is). A record with
+    `chance` (what a random guess scores: 1/n_classes for zero-shot acc1, k/n for recall@k) gets a "↳ chance" row
+    under its own."""
     model = results["model"] + (f" ({results['checkpoint']})" if results.get("checkpoint") else "")
     lines = [f"# Evaluation of `{model}`", ""]
     if results.get("random_init"):
@@ -49,12 +51,27 @@ def results_markdown(results: dict[str, Any]) -> str:
         for r in records:
             cells = [_cell(k, r["metrics"].get(k)) for k in keys]
             lines.append(f"| {r['benchmark']} | {r['n_samples']} | " + " | ".join(cells) + " |")
+            if r.get("chance"):  # what a random guess scores on the same set: the number to beat
+                cells = [_cell(k, r["chance"].get(k)) for k in keys]
+                lines.append("| ↳ chance |  | " + " | ".join(cells) + " |")
         lines.append("")
     notes = sorted(
         {f"{r['benchmark']}: {n}" for r in results["results"] for n in r.get("notes", []) + [r.get("note")] if n}
     )
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     return "\n".join(lines)
+
+
+def progress_line(record: dict[str, Any]) -> str:
+    """One line per finished result for the terminal: `digits zeroshot_classification: acc1 12.0 (chance 10.0),
+    200 samples, 3.1 s`; the first metric stands for the record."""
+    key, value = next(iter(record["metrics"].items()))
+    chance = (record.get("chance") or {}).get(key)
+    beside = f" (chance {_cell(key, chance)})" if chance is not None else ""
+    return (
+        f"{record['benchmark']} {record['task']}: {key} {_cell(key, value)}{beside}, {record['n_samples']} samples, "
+        f"{record.get('seconds', 0):.1f} s"
+    )
 
 
 def write_results(results: dict[str, Any], output_dir: str | Path, cfg: BaseModel | None = None) -> Path:

@@ -72,3 +72,22 @@ def flatten_captions(captions: Sequence[Sequence[str]]) -> tuple[list[str], np.n
     texts = [c for caps in captions for c in caps]
     owner = np.repeat(np.arange(len(captions)), [len(c) for c in captions]).astype(np.int64)
     return texts, owner
+
+
+def retrieval_chance(text_image: np.ndarray, n_images: int, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """What a random ranking scores, keyed like `retrieval_metrics`: `image_retrieval_recall@k` = k / n_images;
+    `text_retrieval_recall@k` = the mean over images of P(one of its c captions is among k of the M captions drawn
+    at random) = 1 - C(M - c, k) / C(M, k). NaN where the metric is (k > candidates)."""
+    owner = np.asarray(text_image, dtype=np.int64)
+    n_texts = len(owner)
+    per_image = np.bincount(owner, minlength=n_images)[:n_images].astype(np.float64)
+    out = {}
+    for k in ks:
+        out[f"image_retrieval_recall@{k}"] = float("nan") if k > n_images else k / n_images
+        if k > n_texts or n_images == 0:
+            out[f"text_retrieval_recall@{k}"] = float("nan")
+            continue
+        j = np.arange(k, dtype=np.float64)[None, :]
+        miss = np.clip((n_texts - per_image[:, None] - j) / (n_texts - j), 0.0, 1.0).prod(axis=1)
+        out[f"text_retrieval_recall@{k}"] = float((1.0 - miss).mean())
+    return out

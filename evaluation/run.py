@@ -19,8 +19,8 @@ from evaluation.datasets import RETRIEVAL, Benchmark, fixed_split, load_benchmar
 from evaluation.embed import embed_images, embed_prompts, embed_texts
 from evaluation.linear_probe import linear_probe_metrics
 from evaluation.models import LoadedModel, load_model
-from evaluation.retrieval import flatten_captions, retrieval_metrics
-from evaluation.zeroshot import class_embeddings, zeroshot_metrics
+from evaluation.retrieval import flatten_captions, retrieval_chance, retrieval_metrics
+from evaluation.zeroshot import class_embeddings, classification_chance, zeroshot_metrics
 
 
 def zeroshot_classification(
@@ -72,14 +72,16 @@ def _probe(bench: Benchmark, test_feats: np.ndarray, cfg: EvalConfig, lm: Loaded
         note = "no train split: probe trained on 60 % and tested on 40 % of each test class"
     lp = cfg.linear_probe
     metrics = linear_probe_metrics(*args, n_classes=n_classes, c_grid=lp.c_grid, max_iter=lp.max_iter)
-    return {"metrics": metrics, "n_train": len(args[1]), "n_samples": len(args[3]), "note": note}
+    chance = {f"lp_{k}": v for k, v in classification_chance(n_classes).items()}
+    return {"metrics": metrics, "chance": chance, "n_train": len(args[1]), "n_samples": len(args[3]), "note": note}
 
 
 def _retrieval(bench: Benchmark, feats: np.ndarray, cfg: EvalConfig, lm: LoadedModel) -> dict[str, Any]:
     texts, owner = flatten_captions(bench.test.captions)
     text_feats = embed_texts(lm.model, lm.tokenizer, texts, cfg.batch_size, cfg.amp)
     metrics = retrieval_metrics(feats, text_feats, owner, cfg.recall_k)
-    return {"metrics": metrics, "n_samples": len(feats), "n_texts": len(texts)}
+    chance = retrieval_chance(owner, len(feats), cfg.recall_k)
+    return {"metrics": metrics, "chance": chance, "n_samples": len(feats), "n_texts": len(texts)}
 
 
 def _record(bench: Benchmark, task: str, lm: LoadedModel, body: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -107,7 +109,9 @@ def evaluate_benchmark(lm: LoadedModel, bench: Benchmark, cfg: EvalConfig) -> li
         t0 = time.perf_counter()
         metrics = zeroshot_classification(lm.model, lm.tokenizer, lm.preprocess, bench, feats, cfg.batch_size, cfg.amp)
         seconds = embed_s + time.perf_counter() - t0
-        body = {"metrics": metrics, "n_samples": len(feats), "n_classes": len(bench.classnames)}
+        n_classes = len(bench.classnames)
+        body = {"metrics": metrics, "chance": classification_chance(n_classes), "n_samples": len(feats)}
+        body["n_classes"] = n_classes
         body.update(n_templates=len(bench.templates), images_per_s=round(len(feats) / max(seconds, 1e-9), 1))
         records.append(_record(bench, "zeroshot_classification", lm, body, seconds))
     if "linear_probe" in cfg.tasks:
@@ -116,8 +120,9 @@ def evaluate_benchmark(lm: LoadedModel, bench: Benchmark, cfg: EvalConfig) -> li
     return records
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Load the model and every benchmark of `cfg` and evaluate them here; returns the results document."""
+def evaluate(cfg: EvalConfig, on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Load the model and every benchmark of `cfg` and evaluate them here; returns the results document.
+    `on_record` gets each result record as it is done (for progress lines)."""
     import open_clip
 
     lm = load_model(cfg.model, cfg.checkpoint, cfg.device, cfg.seed)
@@ -126,6 +131,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     for spec, bench in zip(cfg.benchmarks, benches, strict=True):
         for record in evaluate_benchmark(lm, bench, cfg):
             records.append({"benchmark": spec, **record})
+            if on_record:
+                on_record(records[-1])
     return {
         "model": cfg.model,
         "checkpoint": cfg.checkpoint,

@@ -82,3 +82,11 @@ def zeroshot_metrics(
 ) -> dict[str, float]:
     """CLIP_benchmark's zero-shot metrics (`acc1`, `acc5`, `mean_per_class_recall`) from normalised embeddings."""
     return classification_metrics(zeroshot_logits(image_embeddings, class_embs), labels, topk)
+
+
+def classification_chance(n_classes: int, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """What a uniform random guess scores, keyed like `classification_metrics`: `acc{k}` = k / n_classes (NaN when
+    k > n_classes, as the metric is), `mean_per_class_recall` = 1 / n_classes."""
+    out = {f"acc{k}": float("nan") if k > n_classes else k / n_classes for k in topk}
+    out["mean_per_class_recall"] = 1.0 / n_classes
+    return out

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pipeline.core.errors import ClipforgeError
 
@@ -52,6 +53,8 @@ DEFAULT_JOB_ENV = {
     "NO_ALBUMENTATIONS_UPDATE": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
+# Ray's default ports that are not the job server: what `ray start --head` prints for `ray.init` / Ray Client.
+GCS_PORTS = {6379: "GCS (ray.init / RAY_ADDRESS)", 10001: "Client server (ray://)"}
 ADDRESS_VARS = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")  # Ray's own order of precedence
 # Ray's client-side chatter (packaging INFO, "token auth enabled" WARNING, websocket closed) drowns the job's logs.
 _NOISY_LOGGERS = (
@@ -158,8 +161,12 @@ def parse_env(items: list[str] | None) -> dict[str, str]:
 def normalise_address(address: str | None) -> str:
     """The job server URL: `--address`, else $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS; `host:port` gets http://.
 
+    Ray's GCS (6379) or Client (10001) default port is a `SubmitError` pointing at the dashboard URL, before any
+    connection: `ray start --head` prints the GCS address first, and it is the one RAY_ADDRESS holds for `ray.init`.
+
     Never auto-detects a local Ray (another user's cluster on this machine would be a surprising target).
     """
+    source = "--address" if address else next((f"${v}" for v in ADDRESS_VARS if os.environ.get(v)), "")
     address = address or next((os.environ[v] for v in ADDRESS_VARS if os.environ.get(v)), None)
     if not address:
         raise SubmitError(
@@ -170,7 +177,22 @@ def normalise_address(address: str | None) -> str:
             f"address {address!r} is a Ray Client address; job submission needs the dashboard's HTTP address, "
             "e.g. http://HEAD:8265."
         )
-    return address if "://" in address else f"http://{address}"
+    url = address if "://" in address else f"http://{address}"
+    port = _port(url)
+    if port in GCS_PORTS:
+        host = urlsplit(url).hostname or "HEAD"
+        raise SubmitError(
+            f"{source} {address!r} is a Ray {GCS_PORTS[port]} address (port {port}); job submission needs the "
+            f"dashboard's HTTP address: --address http://{host}:8265 (the dashboard port, 8265 by default)."
+        )
+    return url
+
+
+def _port(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
 
 
 @contextlib.contextmanager
@@ -201,12 +223,19 @@ def connect(address: str | None):
     except ConnectionError:
         raise SubmitError(
             f"cannot reach the Ray job server at {url}: is the cluster up, and is the dashboard port open from here "
-            "(e.g. `ray dashboard cluster.yaml` or `kubectl port-forward svc/HEAD-svc 8265`)?"
+            "(e.g. `ray dashboard cluster.yaml` or `kubectl port-forward svc/HEAD-svc 8265`)?" + _not_dashboard(url)
         ) from None
     except AuthenticationError as e:
         raise SubmitError(f"the Ray cluster at {url} refused the request: {str(e).splitlines()[0]}") from None
     except RuntimeError as e:
-        raise SubmitError(f"the Ray job server at {url} answered unexpectedly: {e}") from None
+        raise SubmitError(f"the Ray job server at {url} answered unexpectedly: {e}{_not_dashboard(url)}") from None
+
+
+def _not_dashboard(url: str) -> str:
+    """A hint when `url` is not on the dashboard's default port: GCS and dashboard addresses are easy to mix up."""
+    if _port(url) in (8265, None):
+        return ""
+    return f" ({url} must be the dashboard's HTTP address, http://HEAD:8265 by default, not the GCS's HEAD:6379.)"
 
 
 def submit(client, spec: JobSpec) -> str:

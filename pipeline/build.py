@@ -15,12 +15,18 @@ Phases (the stages in the config choose which run; DESIGN.md §1):
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+import numpy as np
+
+from pipeline.build_checks import config_differences, foresight_lines, guard_output, recorded_config, sample_urls
 from pipeline.build_config import BuildConfig
 from pipeline.build_images import image_steps
 from pipeline.core.config import config_hash, dump_config
 from pipeline.core.errors import ClipforgeError
-from pipeline.ingest import check_candidates, read_candidates
+from pipeline.core.storage import Uri, exists
+from pipeline.ingest import check_candidates, detect_format, read_candidates
+from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
 from pipeline.stages.base import StageSpec, run_stages
@@ -76,10 +82,10 @@ def _write_text_only(state: BuildState) -> None:
     cfg, run = state.cfg, state.run
     n_kept, _ = write_outputs(run, state.values.get("decided", state.values["matched"]))
     if "match" in cfg.stages:
-        kept = run.read("curated")
-        run.write_npy(
-            "stats/entry_counts_post.npy", count_entries(kept, len(load_entries(cfg.match.metadata, cfg.s3)))
-        )
+        n_entries = len(load_entries(cfg.match.metadata, cfg.s3))
+        # nothing kept: curated/ may hold no file to read back
+        counts = count_entries(run.read("curated"), n_entries) if n_kept else np.zeros(n_entries, np.uint64)
+        run.write_npy("stats/entry_counts_post.npy", counts)
     state.values["outputs"] = {
         "kind": "curated_candidates",
         "counts": {"kept": n_kept},
@@ -104,12 +110,18 @@ TEXT_ONLY_WRITE = Step(
 def _accounting(state: BuildState) -> None:
     run, outputs = state.run, state.values["outputs"]
     check = accounting(run, input_rows=state.values["input_rows"])
-    run.write_json("stats/funnel.json", funnel(run, outputs["counts"]["kept"], reject_order(steps(state.cfg))))
+    stats = funnel(run, outputs["counts"]["kept"], reject_order(steps(state.cfg)))
+    why = why_nothing_kept(run, stats)
+    if why:
+        stats["nothing_kept"] = why
+    run.write_json("stats/funnel.json", stats)
     state.values["accounting"] = check
     state.say(
         f"accounting: {check['input_rows']} input rows = {check['kept']} kept + {check['rejected']} rejected; "
         f"{check['unique_uids']} distinct URLs, each exactly once"
     )
+    if why:
+        state.say(why)
 
 
 ACCOUNTING = Step(
@@ -136,23 +148,61 @@ def plan(cfg: BuildConfig) -> list[str]:
     return lines + ["manifest.json (written last: the commit point)"]
 
 
-def preflight(cfg: BuildConfig) -> int | None:
+@dataclass(frozen=True)
+class Inputs:
+    """What preflight found: {input file: rows, None when unknown without a full read}, its format, the number of
+    metadata entries (None without the match stage) and the eval sets' paths."""
+
+    files: dict[str, int | None]
+    format: str
+    entries: int | None
+    eval_sets: list[str]
+
+    @property
+    def rows(self) -> int | None:
+        known = [n for n in self.files.values() if n is not None]
+        return sum(known) if len(known) == len(self.files) else None
+
+
+def preflight(cfg: BuildConfig) -> Inputs:
     """Check what a build reads before it writes anything; a problem is a `ClipforgeError` (exit 2)."""
     rows = check_candidates(cfg.input, cfg.s3)
+    entries = None
     if "match" in cfg.stages:
         try:
-            entries = load_entries(cfg.match.metadata, cfg.s3)
+            entries = len(load_entries(cfg.match.metadata, cfg.s3))
         except (OSError, ValueError) as e:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r}: {e}") from None
         if not entries:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r} is an empty list")
-    from pipeline.core.storage import exists
-
+    eval_sets = [s.path for s in cfg.dedup.eval_sets] if "dedup" in cfg.stages else []
     for s in cfg.dedup.eval_sets if "dedup" in cfg.stages else []:
         if not exists(s.path, cfg.s3):
             raise ClipforgeError(f"dedup.eval_sets[{s.name}].path {s.path!r} does not exist")
-    known = [n for n in rows.values() if n is not None]
-    return sum(known) if len(known) == len(rows) else None
+    fmt = cfg.input.format if cfg.input.format != "auto" else detect_format(list(rows))
+    return Inputs(rows, fmt, entries, eval_sets)
+
+
+def dry_run_report(cfg: BuildConfig, overwrite: bool = False) -> tuple[list[str], list[str]]:
+    """(lines, warnings) for `--dry-run`: preflight (errors raise, exit 2), the resolved inputs with row counts, what
+    the build would do with `output`, and — with the download stage — the refusals foreseeable from the first
+    URLs. Reads only."""
+    inputs = preflight(cfg)
+    lines = [f"input     {f}  ({inputs.format}, {'?' if n is None else n} rows)" for f, n in inputs.files.items()]
+    if inputs.rows is None:
+        lines.append("          (row counts of csv/tsv/jsonl files are known only after a full read)")
+    if inputs.entries is not None:
+        lines.append(f"metadata  {Uri.parse(cfg.match.metadata)}  ({inputs.entries} entries)")
+    lines += [f"eval set  {path}" for path in inputs.eval_sets]
+    state = check_output(cfg, RunDir(cfg.output, cfg.s3), overwrite)
+    lines.append(f"output    {Uri.parse(cfg.output)}  ({OUTPUT_STATES[state]})")
+    warnings = []
+    if "download" in cfg.stages:
+        urls = sample_urls(cfg.input, list(inputs.files), inputs.format, cfg.s3)
+        line, warning = foresight_lines(urls, cfg.download.fetch)
+        lines.append(f"download  {line}")
+        warnings += [warning] if warning else []
+    return lines, warnings
 
 
 # Knobs that change how fast a build runs, never what it writes: a resumed run may change them (more download
@@ -169,43 +219,67 @@ def resume_identity(cfg: BuildConfig) -> str:
     return config_hash(cfg.model_copy(update=blanked))
 
 
-def open_run(cfg: BuildConfig, run: RunDir, say: Say) -> dict | None:
-    """The manifest if the run is already complete (same config); None after recording config.yaml for a new or
-    resumed run. A run directory started with another config (other than in EXECUTION_ONLY knobs) is an error,
-    unless `--overwrite`."""
-    if run.exists("config.yaml"):
-        from pipeline.core.config import load_config
+OUTPUT_STATES = {
+    "new": "nothing there: a new run",
+    "overwrite": "an earlier clipforge run: --overwrite deletes it first",
+    "resume": "an unfinished run with the same config: resumed",
+    "complete": "already complete with the same config: nothing to do",
+}
 
-        try:
-            old = resume_identity(load_config(BuildConfig, run.path("config.yaml")))
-        except ClipforgeError:
-            old = None
-        if old != resume_identity(cfg):
-            names = [f"{s}.{k}" for s, k in EXECUTION_ONLY]
-            only = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
-            raise ClipforgeError(
-                f"run directory {cfg.output!r} was started with a different config (config.yaml there differs); "
-                f"re-run with the same config to resume (only {only} may change), or pass --overwrite to start again"
-            )
-    if run.exists("manifest.json") and run.read_json("manifest.json").get("status") == "complete":
+
+def check_output(cfg: BuildConfig, run: RunDir, overwrite: bool = False) -> str:
+    """What a build would do with `cfg.output` (a key of OUTPUT_STATES), changing nothing. A location that is not
+    empty and not recognisably a run (`build_checks.guard_output`), or a run started with a config that differs
+    other than in EXECUTION_ONLY knobs (without `overwrite`), is a `ClipforgeError` naming the keys."""
+    if not guard_output(cfg, run, overwrite):
+        return "new"
+    if overwrite:
+        return "overwrite"
+    old = recorded_config(run)
+    if resume_identity(old) != resume_identity(cfg):
+        names = [f"{s}.{k}" for s, k in EXECUTION_ONLY]
+        only = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+        differ = config_differences(old, cfg, ignore=[*names, "output"])
+        listed = "; ".join(differ[:8]) + (f"; +{len(differ) - 8} more" if len(differ) > 8 else "")
+        raise ClipforgeError(
+            f"run directory {cfg.output!r} was started with a different config; these keys differ from its "
+            f"config.yaml: {listed}. Re-run with the same config to resume (only {only} may change), or pass "
+            "--overwrite to start again"
+        )
+    complete = run.exists("manifest.json") and run.read_json("manifest.json").get("status") == "complete"
+    return "complete" if complete else "resume"
+
+
+def open_run(cfg: BuildConfig, run: RunDir, say: Say, overwrite: bool = False) -> dict | None:
+    """The manifest if the run is already complete (same config); None after recording config.yaml (and the run
+    marker work/started.json) for a new, resumed or — with `overwrite`, after deleting the earlier run — restarted
+    run. Refusals are those of `check_output`. Needs no Ray: the CLI calls it before starting Ray."""
+    state = check_output(cfg, run, overwrite)
+    if state == "complete":
         say(f"{cfg.output} is already complete (manifest.json); nothing to do. Use --overwrite to rebuild.")
         return run.read_json("manifest.json")
-    if run.exists("config.yaml"):
+    if state == "overwrite":
+        say(f"--overwrite: deleting the earlier run in {cfg.output}")
+        run.remove()
+    if state == "resume":
         say(f"resuming the unfinished run in {cfg.output}")
     run.write_text("config.yaml", dump_config(cfg))
+    run.write_json("work/started.json", {"config_hash": config_hash(cfg)})  # marks the directory as a run
     return None
 
 
 def build(cfg: BuildConfig, say: Say = print, overwrite: bool = False) -> dict:
     """Run the build into `cfg.output` and return the manifest. Re-running a completed run is a no-op; re-running a
-    killed one resumes it; `overwrite` deletes the run directory first."""
-    run = RunDir(cfg.output, cfg.s3)
+    killed one resumes it; `overwrite` deletes an earlier run there first. An output that is not empty and not a
+    clipforge run is refused, `overwrite` or not."""
     preflight(cfg)
-    if overwrite:
-        run.remove()
-    done = open_run(cfg, run, say)
-    if done is not None:
-        return done
+    done = open_run(cfg, RunDir(cfg.output, cfg.s3), say, overwrite)
+    return done if done is not None else execute(cfg, say)
+
+
+def execute(cfg: BuildConfig, say: Say = print) -> dict:
+    """The steps of a run `open_run` has opened, then manifest.json (the commit point); returns the manifest."""
+    run = RunDir(cfg.output, cfg.s3)
     start = time.monotonic()
     state = BuildState(cfg, run, say)
     run_steps(state, steps(cfg))

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
 from curation.balancing import entry_counts
 from pipeline.build_config import BuildConfig
@@ -90,7 +91,10 @@ def _balance(state: BuildState) -> None:
     specs, info = final_decisions(cfg, run, v["dedup"], v["t"], v["n_entries"], state.say)
     v["balance"].update(info)
     light = run.read("work", "download", columns=LIGHT_COLUMNS)
-    final = run.checkpoint_once("final", lambda: run_stages(light, specs))
+    if v["download"]["rows"]:
+        final = run.checkpoint_once("final", lambda: run_stages(light, specs))
+    else:  # nothing reached download: Ray writes no file for zero rows, so there would be no checkpoint to read
+        final = run_stages(light, specs)
     v.update(specs=specs, final=final, n_kept=final.filter(expr=_col("reject_reason").is_null()).count())
     state.say(f"balance: {v['n_kept']} rows kept of {v['download']['rows']} downloaded at t = {v['t']:g}")
 
@@ -104,9 +108,9 @@ def _shards(state: BuildState) -> None:
 def _rejects(state: BuildState) -> None:
     run, v = state.run, state.values
     write_rejects(run, [v["selected"], v["final"]])
-    kept = read_sidecars(run, ["entry_ids"])["entry_ids"]
-    run.write_npy("stats/entry_counts_post.npy", entry_counts(kept, v["n_entries"]))
     shards = v["shards"]
+    kept = read_sidecars(run, ["entry_ids"])["entry_ids"] if shards else pa.array([], pa.list_(pa.int32()))
+    run.write_npy("stats/entry_counts_post.npy", entry_counts(kept, v["n_entries"]))
     state.say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
     v["outputs"] = {
         "kind": "webdataset_shards",
@@ -174,23 +178,24 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say) -> dict:
     live = read_table(run, "work/selected", ["uid", "reject_reason"])
     uids = live.filter(pc.is_null(live["reject_reason"]))["uid"]
     n_parts = max(1, math.ceil(len(uids) / cfg.download.rows_per_part))
-    expected = {int(p) for p in np.unique(uid_buckets(uids, n_parts, PART_SALT))}
+    expected = {int(p) for p in np.unique(uid_buckets(uids, n_parts, PART_SALT))} or {0}
     out_dir = run.path("work", "download")
+    fetch = FetchImagesConfig(download=cfg.download, image=cfg.image)
     before = committed_parts(out_dir, cfg.s3) & expected
     pending = sorted(expected - before)
     say(
         f"download: {len(uids)} rows in {len(expected)} parts; {len(before)} committed by an earlier run, "
         f"{len(pending)} to download"
     )
-    if pending:
+    if pending and not len(uids):
+        _write_empty_part(run, fetch, out_dir, cfg.s3)
+    elif pending:
         from ray.data.expressions import col
 
         names = [c for c in PART_INPUT_COLUMNS if c in selected.schema().names]
         ds = selected.filter(expr=col("reject_reason").is_null()).select_columns(names)
         ds = run_stages(ds, [StageSpec(add_part_column, n_parts)]).filter(expr=col("part").is_in(pending))
-        stage_cfg = DownloadPartsConfig(
-            fetch=FetchImagesConfig(download=cfg.download, image=cfg.image), out_dir=out_dir, s3=cfg.s3
-        )
+        stage_cfg = DownloadPartsConfig(fetch=fetch, out_dir=out_dir, s3=cfg.s3)
         parts = min(len(pending), MAX_GROUP_PARTITIONS)
         done = apply_group_stage(ds, "part", StageSpec(DownloadPartStage, stage_cfg), num_partitions=parts)
         summary = pa.Table.from_pylist(done.take_all())
@@ -200,6 +205,15 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say) -> dict:
     if missing:
         raise ClipforgeError(f"download parts {sorted(missing)[:10]} were not committed; re-run to finish them")
     return {"rows": len(uids), "parts": len(expected), "committed_before": len(before), "downloaded_now": len(pending)}
+
+
+def _write_empty_part(run: RunDir, fetch: FetchImagesConfig, out_dir: str, s3) -> None:
+    """No live row to download: commit part 0 with no rows but the download schema, so every step after download
+    reads a (zero-row) dataset with the columns it expects."""
+    fs, path = run.fs("work", "selected")
+    schema = pads.dataset(path, filesystem=fs, format="parquet").schema
+    empty = schema.empty_table().select([c for c in PART_INPUT_COLUMNS if c in schema.names])
+    DownloadPartStage(DownloadPartsConfig(fetch=fetch, out_dir=out_dir, s3=s3)).commit(0, empty)
 
 
 def dedup_artifacts(cfg: BuildConfig, run: RunDir, say: Say) -> list[StageSpec]:

@@ -65,25 +65,59 @@ def build(
     from pipeline.core.config import load_config
 
     cfg = load_config(BuildConfig, config, set_)
-    from pipeline.build import build as run_build
-    from pipeline.build import plan, preflight
+    from pipeline.build import dry_run_report, open_run, plan, preflight
+    from pipeline.rundir import RunDir
+    from pipeline.stats import format_funnel, load_stats
 
     if dry_run:
+        # The preflight's findings go to stderr, the plan alone to stdout (one numbered step a line, for scripts).
+        lines, warnings = dry_run_report(cfg, overwrite)  # preflight and the output check: a problem exits 2
+        typer.echo("\n".join(["preflight:", *(f"  {line}" for line in lines)]), err=True)
         typer.echo("\n".join(f"{i + 1:>2}. {step}" for i, step in enumerate(plan(cfg))))
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)
         return
-    preflight(cfg)  # bad input is reported before Ray starts
+    say = (lambda m: None) if quiet else (lambda m: typer.echo(f"build: {m}"))
+    # Everything that needs no cluster answers before Ray starts: bad input, a refused output, a config mismatch
+    # and an already complete run.
+    preflight(cfg)
+    manifest = open_run(cfg, RunDir(cfg.output, cfg.s3), say, overwrite)
+    if manifest is None:
+        manifest = _execute_build(cfg, say, verbose, quiet, _build_command(config, set_))
+    typer.echo(format_funnel(load_stats(cfg.output)) if not quiet else f"kept {manifest['counts']['kept']}")
+    typer.echo(f"run directory: {cfg.output}")
+
+
+def _execute_build(cfg, say, verbose: bool, quiet: bool, command: str) -> dict:
+    """Start Ray and run the opened build; an interruption or a user error mid-build says how to resume."""
     from ray.data import DataContext
 
+    from pipeline.build import execute
     from pipeline.core.ray_setup import init_ray
 
     init_ray(verbose=verbose)
     DataContext.get_current().enable_progress_bars = not quiet
-    say = (lambda m: None) if quiet else (lambda m: typer.echo(f"build: {m}"))
-    manifest = run_build(cfg, say=say, overwrite=overwrite)
-    from pipeline.stats import format_funnel, load_stats
+    resume = (
+        f"{cfg.output} keeps what was committed. Resume with the same command:\n  {command}\n"
+        "or add --overwrite to start again."
+    )
+    try:
+        return execute(cfg, say=say)
+    except KeyboardInterrupt:
+        typer.echo(f"\nbuild interrupted; {resume}", err=True)
+        raise typer.Exit(130) from None
+    except ClipforgeError as e:
+        raise ClipforgeError(f"{e}\nThe build stopped; {resume}") from None
 
-    typer.echo(format_funnel(load_stats(cfg.output)) if not quiet else f"kept {manifest['counts']['kept']}")
-    typer.echo(f"run directory: {cfg.output}")
+
+def _build_command(config: Path | None, set_: list[str] | None) -> str:
+    """The `clipforge build` command line that resumes this build (its config and --set overrides)."""
+    import shlex
+
+    args = ["clipforge", "build", *([str(config)] if config is not None else [])]
+    for item in set_ or []:
+        args += ["--set", item]
+    return shlex.join(args)
 
 
 @app.command()
@@ -93,12 +127,14 @@ def train(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = F
 
     from pipeline.core.config import load_config
     from pipeline.core.ray_setup import init_ray
-    from training.config import TrainConfig
+    from training.config import TrainConfig, config_warnings
     from training.console import progress_line, summary_text
     from training.trainer import preflight, run_training
 
     cfg = load_config(TrainConfig, config, set_)
-    preflight(cfg)  # a missing build or unknown model is reported before Ray starts
+    for warning in config_warnings(cfg):
+        typer.echo(f"warning: {warning}", err=True)
+    preflight(cfg)  # a missing build, an unknown model or another run's name is reported before Ray starts
     # A local Ray's default soft limit (= CPUs) recycles idle task processes between epochs, and every new data
     # process re-imports open_clip (~10 CPU-s on 2 cores); a few warm spares make epochs 5x cheaper there.
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
@@ -122,15 +158,21 @@ def eval_(
     ray: Annotated[bool, typer.Option("--ray", help="Run the evaluation as a Ray task.")] = False,
     num_gpus: Annotated[float | None, typer.Option(help="GPUs for the Ray task (implies --ray).")] = None,
     verbose: VerboseOpt = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors, the result tables and their path (no progress).")
+    ] = False,
 ):
     """Evaluate an open_clip checkpoint: zero-shot, retrieval, linear probe -> results.json + results.md."""
     import logging
+    import warnings
 
     from evaluation.command import load_eval_config, run_eval
 
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR)
+    if quiet:
+        warnings.simplefilter("ignore")  # library warnings (sklearn convergence, torch) are progress noise here
     cfg = load_eval_config(config, set_, checkpoint, model, benchmarks, output, ray, num_gpus)
-    out, markdown = run_eval(cfg)
+    out, markdown = run_eval(cfg, say=None if quiet else lambda m: typer.echo(f"eval: {m}"))
     typer.echo(markdown)
     typer.echo(f"results: {out / 'results.json'}, {out / 'results.md'}")
 

@@ -10,7 +10,8 @@ Reads (paths relative to RUN):
   and t_pre), rejects/*.parquet,
   shards/shard-NNNNNN.parquet sidecars (or curated/*.parquet for a text-only run) and the .tar beside each,
   dedup/{exact,near}.parquet (+ .json summaries, optional dedup/thumbs.parquet: uid, image JPEG bytes),
-  training: metrics.csv (+ summary.json) under --train-run or RUN/train/; evaluation: results.json under --eval or
+  training: metrics.csv (+ summary.json, identity.json: it must have trained on this build) under --train-run or
+  RUN/train/; evaluation: results.json under --eval or
   RUN/eval/.
 """
 
@@ -251,8 +252,24 @@ def _load_training(inputs: ReportInputs, run: RunDir, train_run: str | None, s3:
             inputs.notes["training"] = f"no metrics.csv under --train-run {train_run}"
         return
     parent = csv_uri.rpartition("/")[0]
+    _check_trained_on(run, parent, s3)
     rows = read_metrics_csv(read_bytes(csv_uri, s3).decode())
     inputs.train = {"source": parent, "rows": rows, "summary": _try(_read_json, parent + "/summary.json", s3)}
+
+
+def _check_trained_on(run: RunDir, train_run: str, s3: S3Options | None) -> None:
+    """A training run whose identity.json names another build's manifest.json is a `ClipforgeError`: its curves
+    would be reported as this build's. Runs from before identity.json are not checked."""
+    from training.identity import manifest_sha256, read_identity
+
+    recorded = read_identity(train_run, s3) or {}
+    want = manifest_sha256(read_bytes(run.path("manifest.json"), s3))
+    if recorded.get("manifest_sha256") not in (None, want):
+        raise ClipforgeError(
+            f"training run {train_run} did not train on {run.uri}: it trained on {recorded.get('manifest')!r} "
+            f"(manifest.json sha256 {recorded['manifest_sha256'][:12]}, this build's is {want[:12]}); pass the "
+            "--train-run that trained on this build, or report that build instead"
+        )
 
 
 def _load_eval(inputs: ReportInputs, run: RunDir, eval_dir: str | None, s3: S3Options | None) -> None:

@@ -12,7 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.storage import S3Options, Uri, delete, exists, filesystem, read_bytes, write_bytes
+from pipeline.core.storage import (
+    S3Options,
+    Uri,
+    delete,
+    exists,
+    filesystem,
+    local_path_or_none,
+    read_bytes,
+    s3_client,
+    write_bytes,
+)
+
+# What a build writes besides config.yaml, checked to tell a run directory from a user's directory: manifest.json
+# (a finished run), work/ (an unfinished one: `work/started.json` is written right after config.yaml) or stats/.
+RUN_MARKERS = ("manifest.json", "work", "stats")
 
 
 class RunDir:
@@ -40,6 +54,33 @@ class RunDir:
 
     def exists(self, *parts: str) -> bool:
         return exists(self.path(*parts), self.s3)
+
+    def is_empty(self) -> bool:
+        """True when nothing is at the run's location: no directory, an empty directory, or (S3) no object under the
+        prefix."""
+        local = local_path_or_none(self.path())
+        if local is not None and local.is_dir():
+            return next(local.iterdir(), None) is None
+        if self.uri.is_s3 and not self.uri.path.strip("/"):  # a bucket root exists even when empty: list it
+            return not s3_client(self.s3).list_objects_v2(Bucket=self.uri.bucket, MaxKeys=1).get("KeyCount")
+        return not self.exists()
+
+    def is_file(self) -> bool:
+        """True when the run's location is a local file (not a directory)."""
+        local = local_path_or_none(self.path())
+        return local is not None and local.is_file()
+
+    def entries(self, limit: int = 5) -> list[str]:
+        """Up to `limit` names directly under a local run location, sorted, for error messages; [] on S3 (a
+        listing of a user's bucket could be huge)."""
+        local = local_path_or_none(self.path())
+        if local is None or not local.is_dir():
+            return []
+        return sorted(p.name + ("/" if p.is_dir() else "") for p in local.iterdir())[:limit]
+
+    def markers(self) -> list[str]:
+        """The RUN_MARKERS present."""
+        return [m for m in RUN_MARKERS if self.exists(m)]
 
     def remove(self, *parts: str) -> None:
         delete(self.path(*parts), self.s3, recursive=True)

@@ -97,7 +97,7 @@ def package_versions() -> dict[str, str]:
 
 
 def format_funnel(stats: dict, top: int = 15) -> str:
-    """The funnel as terminal text."""
+    """The funnel as terminal text: the `top` reasons, then how many more (and their rows) when there are more."""
     lines = [
         f"input rows {stats['input_rows']:>10}",
         f"kept       {stats['kept']:>10}",
@@ -108,6 +108,12 @@ def format_funnel(stats: dict, top: int = 15) -> str:
         lines.append(f"  {r['stage']:<10} {r['reason']:<22} {r['rows']:>10}  {share:6.1%}")
     if not stats["by_reason"]:
         lines.append("  (none)")
+    rest = stats["by_reason"][top:]
+    if rest:
+        n_rows = sum(r["rows"] for r in rest)
+        lines.append(f"  +{len(rest)} more reasons ({n_rows} rows): stats/funnel.json lists them all")
+    if stats.get("nothing_kept"):
+        lines.append(stats["nothing_kept"])
     return "\n".join(lines)
 
 

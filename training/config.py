@@ -153,3 +153,15 @@ class TrainConfig(StrictModel):
 
 
 LOGIT_SCALE_MAX = math.log(100.0)  # CLIP paper: "clipped to prevent scaling the logits by more than 100"
+
+
+def config_warnings(cfg: TrainConfig) -> list[str]:
+    """Settings that are valid but almost certainly not what was meant; the CLI prints each once (workers
+    re-validate the config, so a warning raised during validation would repeat per process)."""
+    out = []
+    if cfg.optim.warmup_steps >= cfg.steps:
+        out.append(
+            f"optim.warmup_steps={cfg.optim.warmup_steps} >= steps={cfg.steps}: the learning rate ramps up for the "
+            f"whole run and never reaches optim.lr={cfg.optim.lr:g} (no cosine decay); lower optim.warmup_steps"
+        )
+    return out

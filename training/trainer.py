@@ -1,7 +1,8 @@
 """Driver side of `clipforge train`: resolve storage, build the dataset, run a `TorchTrainer`, return a summary.
 
 Expects Ray to be initialised already (`pipeline.core.ray_setup.init_ray`). Resume is by name: the run directory is
-storage_path/name, and Ray Train V2 restores the latest checkpoint of a run with the same (storage_path, name).
+storage_path/name, and Ray Train V2 restores the latest checkpoint of a run with the same (storage_path, name);
+`preflight` refuses to resume a run trained on another build or config (training/identity.py).
 `fit()` raises when retries are exhausted; that becomes a `TrainingFailed` naming the run directory.
 """
 
@@ -19,6 +20,7 @@ from pipeline.core.storage import Uri, filesystem, pyarrow_uri, ray_train_storag
 from training.board import board_name, create_board
 from training.config import TrainConfig
 from training.data import build_dataset, read_manifest
+from training.identity import check_resume, write_identity
 from training.loop import train_loop_per_worker
 from training.model import resolve_model_config
 
@@ -67,10 +69,13 @@ def run_config(cfg: TrainConfig):
     )
 
 
-def preflight(cfg: TrainConfig) -> None:
-    """Fail fast, before Ray starts: the model name must resolve and the build manifest must be complete."""
+def preflight(cfg: TrainConfig) -> dict[str, Any]:
+    """Fail fast, before Ray starts: the model name must resolve, the build manifest must be complete, and a run
+    with the same name must have trained on the same build and config (else resuming it is refused). Returns the
+    run's resume identity (training/identity.py)."""
     resolve_model_config(cfg.model.name, cfg.loss.kind)
     read_manifest(*filesystem(cfg.data.manifest, cfg.s3))
+    return check_resume(cfg)
 
 
 def training_dataset(cfg: TrainConfig, board: str | None):
@@ -94,10 +99,12 @@ def training_dataset(cfg: TrainConfig, board: str | None):
     )
 
 
-def save_resolved_config(cfg: TrainConfig) -> str:
-    """Write RUN/config.yaml (the resolved config of this invocation, atomically); returns RUN's URI."""
+def save_resolved_config(cfg: TrainConfig, identity: dict[str, Any]) -> str:
+    """Write RUN/config.yaml (the resolved config of this invocation) and RUN/identity.json, each atomically;
+    returns RUN's URI."""
     run_dir = Uri.parse(cfg.storage_path).join(cfg.name)
     write_bytes(run_dir.join("config.yaml"), dump_config(cfg).encode(), cfg.s3)
+    write_identity(cfg, identity)
     return str(run_dir)
 
 
@@ -107,8 +114,8 @@ def run_training(cfg: TrainConfig, on_progress: Callable[[dict[str, Any]], None]
     from ray.train.torch import TorchTrainer
 
     started = time.time()
-    preflight(cfg)  # unknown model or missing data: fail here, not in every worker
-    run_dir = save_resolved_config(cfg)
+    identity = preflight(cfg)  # unknown model, missing data, another run's name: fail here, not in every worker
+    run_dir = save_resolved_config(cfg, identity)
     board = create_board(cfg.name)
     trainer = TorchTrainer(
         train_loop_per_worker,

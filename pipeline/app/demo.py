@@ -33,6 +33,11 @@ TRAIN_NAME = "demo-tiny"
 BUCKET = "clipforge-demo"
 
 
+def train_name(steps: int) -> str:
+    """The demo's training run for `steps` steps (a re-run with other steps trains anew beside it)."""
+    return f"{TRAIN_NAME}-{steps}"
+
+
 def say(msg: str) -> None:
     print(f"clipforge demo: {msg}", flush=True)
 
@@ -235,7 +240,7 @@ def _train(run_uri: str, steps: int):
         TrainConfig,
         DEMO_TRAIN,
         [
-            f"name={TRAIN_NAME}",
+            f"name={train_name(steps)}",  # --steps changes what is trained: another run, not a resume
             f"data.manifest={run_uri}",
             f"storage_path={run_uri}/train",
             f"steps={steps}",

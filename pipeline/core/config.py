@@ -7,10 +7,11 @@ the user — it raises `ConfigError`, whose message is one paragraph, and the CL
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -78,18 +79,54 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def describe_errors(err: ValidationError, source: str) -> str:
-    """One paragraph naming each offending key, what was wrong and the value given."""
+def describe_errors(err: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+    """One paragraph naming each offending key, what was wrong and the value given (shortened: never the whole
+    config). With `model`, an unknown key gets a "did you mean" from the field names at its level."""
     parts = []
     for e in err.errors():
-        key = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        key = ".".join(str(x) for x in e["loc"])
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key {key!r}")
+            hint = did_you_mean(model, e["loc"]) if model is not None else None
+            parts.append(f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
         elif e["type"] == "missing":
             parts.append(f"missing required key {key!r}")
+        elif e["type"] == "value_error":  # a model's own check: its message names the keys
+            message = e["msg"].removeprefix("Value error, ")
+            parts.append(f"key {key!r}: {message}" if key else message)
         else:
-            parts.append(f"key {key!r}: {e['msg']} (got {e.get('input')!r})")
+            parts.append(f"key {key or '(top level)'!r}: {e['msg']} (got {_short(e.get('input'))})")
     return f"invalid config in {source}: " + "; ".join(parts) + "."
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def did_you_mean(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The dotted key closest to the unknown key at `loc` among the fields at its level (difflib), or None."""
+    fields: dict[str, Any] = model.model_fields
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        info = fields.get(str(part))
+        sub = _model_in(info.annotation) if info is not None else None
+        if sub is None:
+            return None
+        fields = sub.model_fields
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1, cutoff=0.6)
+    return ".".join([*(str(p) for p in loc[:-1]), close[0]]) if close else None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field's annotation (`M`, `M | None`, `list[M]`), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def validate_config(model: type[M], data: dict[str, Any], source: str) -> M:
@@ -97,7 +134,7 @@ def validate_config(model: type[M], data: dict[str, Any], source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(describe_errors(e, source)) from None
+        raise ConfigError(describe_errors(e, source, model)) from None
 
 
 def load_config(model: type[M], path: str | Path | None = None, overrides: list[str] | None = None) -> M:

@@ -10,6 +10,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from pipeline.core.errors import ClipforgeError
+
 GiB = 1024**3
 # Object store for a local Ray: a fifth of RAM, at least 1 GiB, at most 8 GiB. Ray's default (30 % of RAM)
 # is generous for a 2-core box whose other processes (the local web, the trainer) need memory too.
@@ -39,12 +41,27 @@ def local_object_store_bytes(total_memory: int | None = None) -> int:
     return int(min(_MAX_STORE, max(_MIN_STORE, _STORE_FRACTION * total)))
 
 
+def check_ray_address(address: str | None = None) -> None:
+    """A `ClipforgeError` (one line) when `address` or $RAY_ADDRESS is an HTTP URL: that is the dashboard / job
+    server, which `clipforge submit` talks to; `ray.init` joins a cluster through its GCS address (HEAD:6379)."""
+    source = "address" if address else "RAY_ADDRESS"
+    value = address or os.environ.get("RAY_ADDRESS") or ""
+    if value.lower().startswith(("http://", "https://")):
+        raise ClipforgeError(
+            f"{source}={value!r} is a Ray dashboard URL, which only `clipforge submit` uses (it runs the command on "
+            f"the cluster); commands run here join a cluster by its GCS address (HEAD:6379), or start a local Ray "
+            f"when RAY_ADDRESS is unset: unset it (`unset RAY_ADDRESS`) or use `clipforge submit`"
+        )
+
+
 def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | None = None) -> RayInfo:
     """Connect to or start Ray once per process and return what it is; calling again reuses the session.
 
     `address` (or the `RAY_ADDRESS` environment variable) joins an existing cluster; otherwise a local Ray is
-    started with `num_cpus` (default: all cores) and an object store from `local_object_store_bytes`.
+    started with `num_cpus` (default: all cores) and an object store from `local_object_store_bytes`. A dashboard
+    URL (http://HEAD:8265, what `clipforge submit` takes) there is a `ClipforgeError` before anything connects.
     """
+    check_ray_address(address)  # before `import ray`: nothing has connected anywhere yet
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network here; never try to report usage
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations phones home on import
     import ray

@@ -87,11 +87,16 @@ class DownloadPartStage:
     def __call__(self, group: pa.Table) -> pa.Table:
         t0 = time.monotonic()
         part = int(group["part"][0].as_py())
-        rows = group.drop_columns(["part"])
+        out = self.commit(part, group.drop_columns(["part"]))
+        ok = int(pc.sum(pc.is_null(out["reject_reason"]).cast(pa.int64())).as_py() or 0)
+        summary = [[part], [out.num_rows], [ok], [round(time.monotonic() - t0, 3)]]
+        return pa.table(summary, schema=PART_SUMMARY)
+
+    def commit(self, part: int, rows: pa.Table) -> pa.Table:
+        """Fetch `rows` (sorted by uid first) and commit them as part `part`; returns the committed table. Zero rows
+        give a zero-row file with the full schema (the build commits one when no row is left to download)."""
         rows = rows.take(pc.sort_indices(rows, [("uid", "ascending")]))
         out = self.fetch(rows)
         with open_write(Uri.parse(self.config.out_dir).join(part_name(part)), self.config.s3) as f:
             pq.write_table(out, f)
-        ok = int(pc.sum(pc.is_null(out["reject_reason"]).cast(pa.int64())).as_py() or 0)
-        summary = [[part], [out.num_rows], [ok], [round(time.monotonic() - t0, 3)]]
-        return pa.table(summary, schema=PART_SUMMARY)
+        return out

@@ -157,8 +157,10 @@ def test_metadata_not_a_list(inputs):
 def test_config_mismatch_with_an_unfinished_run(inputs):
     tmp, meta, good = inputs
     out = tmp / "run"
-    out.mkdir()
-    (out / "config.yaml").write_text("output: elsewhere\n")
+    (out / "work").mkdir(parents=True)  # a run: its config.yaml loads and a run marker is there
+    other = {"input": {"path": str(good)}, "output": str(out), "match": {"metadata": str(meta)}}
+    (out / "config.yaml").write_text(yaml.safe_dump({**other, "balance": {"seed": 7}}))
     res = cli("build", "--set", f"input.path={good}", "--set", f"output={out}", "--set", f"match.metadata={meta}")
     assert res.returncode == 2 and "different config" in res.stderr and "--overwrite" in res.stderr
     assert "only download.threads and download.process_slots may change" in res.stderr
+    assert "balance.seed (7 there, 0 now)" in res.stderr

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.app.demo import BUCKET, TRAIN_NAME
+from pipeline.app.demo import BUCKET, train_name
 from pipeline.core.storage import filesystem, list_uris, read_bytes
 from pipeline.core.tar import iter_members
 
@@ -80,7 +80,7 @@ def test_demo_s3(tmp_path, local_s3, demo_bucket):
     assert {k for k in keys if k.startswith("shards/")} == expected
     assert {"manifest.json", "config.yaml", "stats/funnel.json", "stats/entry_counts_post.npy"} <= keys
     assert {"report.html", "eval/results.json", "eval/results.md", "eval/config.yaml"} <= keys
-    assert f"train/{TRAIN_NAME}/export/open_clip_config.json" in keys
+    assert f"train/{train_name(STEPS)}/export/open_clip_config.json" in keys
     assert not any(k.startswith("work/") for k in keys)
     html = read_bytes(summary["report"]).decode()
     assert "Funnel" in html and "Training" in html and "synthetic" in html
