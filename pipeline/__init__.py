@@ -1,4 +1,5 @@
-"""clipforge's orchestration package: config, CLI, storage, Ray bootstrap and the Ray Data stages."""
+"""clipforge's pipeline package: Ray Data stages, the build steps, dedup, shards, stats and the report; `core/` is the
+shared leaf (config, errors, storage, tar, Ray bootstrap) and `app/` + `cli.py` the app layer."""
 
 from importlib import metadata as _metadata
 

@@ -22,12 +22,13 @@ def test_local_ray_has_the_requested_cpus_and_the_computed_object_store(ray_loca
 
 
 def test_local_ray_is_quiet_by_default(ray_local):
-    ctx = DataContext.get_current()
-    assert not ctx.enable_progress_bars and not ctx.print_on_execution_start
+    # Only the logger: DataContext flags are process state that in-process CLI tests set (`build -q` or not).
     assert logging.getLogger("ray.data").getEffectiveLevel() == logging.WARNING
 
 
 def test_a_second_call_reuses_the_session_and_its_settings(ray_local):
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = ctx.print_on_execution_start = False  # whatever earlier tests in this process set
     again = init_ray(verbose=True, num_cpus=1)
     assert again == ray_local  # same address, CPUs and store: nothing restarted or resized
-    assert not DataContext.get_current().enable_progress_bars  # verbose applies only when Ray is started
+    assert not ctx.enable_progress_bars and not ctx.print_on_execution_start  # verbose applies only at start
