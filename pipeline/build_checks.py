@@ -18,7 +18,7 @@ from curation.fetch_config import FetchConfig, FetchStatus
 from curation.fetch_guard import Refusal, validate_url
 from curation.netrange import parse_networks
 from pipeline.build_config import BuildConfig, InputConfig
-from pipeline.core.config import validate_config
+from pipeline.core.config import dotted_items, validate_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, filesystem, read_bytes
 from pipeline.rundir import RUN_MARKERS, RunDir
@@ -75,20 +75,10 @@ def guard_output(cfg: BuildConfig, run: RunDir, overwrite: bool) -> bool:
 def config_differences(old: BuildConfig, new: BuildConfig, ignore: Iterable[str] = ()) -> list[str]:
     """Dotted keys whose values differ between two configs, as `key (OLD there, NEW now)`, sorted; lists compare
     whole. Keys in `ignore` (dotted) are skipped."""
-    a, b = _flatten(old.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    a, b = dotted_items(old.model_dump(mode="json")), dotted_items(new.model_dump(mode="json"))
     skip = set(ignore)
     keys = sorted(k for k in a.keys() | b.keys() if k not in skip and a.get(k) != b.get(k))
     return [f"{k} ({_short(a.get(k))} there, {_short(b.get(k))} now)" for k in keys]
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any
 
+from pipeline.core.config import dotted_items
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, Uri, exists, read_bytes, write_bytes
 from training.config import TrainConfig
@@ -49,16 +50,6 @@ def manifest_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _execution_only(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in EXECUTION_ONLY)
 
@@ -66,7 +57,7 @@ def _execution_only(key: str) -> bool:
 def train_identity(cfg: TrainConfig, manifest_sha: str | None) -> dict[str, Any]:
     """{"manifest_sha256", "manifest" (the path, for messages), "config": {dotted key: value}} without the
     EXECUTION_ONLY keys; JSON-ready."""
-    keys = _flatten(cfg.model_dump(mode="json"))
+    keys = dotted_items(cfg.model_dump(mode="json"))
     config = {k: v for k, v in sorted(keys.items()) if not _execution_only(k)}
     return {"manifest_sha256": manifest_sha, "manifest": cfg.data.manifest, "config": config}
 

@@ -155,3 +155,15 @@ def config_hash(cfg: BaseModel) -> str:
     """sha256 of the canonical JSON of the resolved config (for manifests and resume checks)."""
     canon = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def dotted_items(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (e.g. a config's `model_dump(mode="json")`) as {"a.b.c": leaf}; lists and empty mappings
+    are leaves. What resume checks compare key by key, and name in their refusals."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(dotted_items(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
