@@ -4,7 +4,7 @@ config key explains, the fix. Reads only the funnel and rejects/ (durable artifa
 
 from __future__ import annotations
 
-from collections import Counter
+import pyarrow.compute as pc
 
 from curation.fetch_config import FetchStatus
 from curation.images import ImageStatus
@@ -49,12 +49,9 @@ def why_nothing_kept(run: RunDir, stats: dict) -> str | None:
     reasons = [r for r in stats["by_reason"] if r["stage"] == stage]
     top = reasons[0]
     rejects = read_table(run, "rejects", ["stage", "reason", "detail"])
-    details = Counter(
-        d
-        for s, r, d in zip(*(rejects[c].to_pylist() for c in ("stage", "reason", "detail")), strict=True)
-        if s == stage and r == top["reason"] and d
-    )
-    example = f" (e.g. {details.most_common(1)[0][0][:100]})" if details else ""
+    mine = (pc.field("stage") == stage) & (pc.field("reason") == top["reason"]) & pc.field("detail").is_valid()
+    counts = rejects.filter(mine)["detail"].value_counts().to_pylist()  # Arrow, not per-row Python: rejects is big
+    example = f" (e.g. {max(counts, key=lambda c: c['counts'])['values'][:100]})" if counts else ""
     if top["rows"] == reached:
         what = f"all {reached:,} rows that reached {stage} were rejected as {top['reason']}{example}"
     else:
