@@ -3,6 +3,7 @@
     python benchmarks/bench_build.py                     # 50,000 candidates
     python benchmarks/bench_build.py --candidates 5000   # smaller
     python benchmarks/bench_build.py --smoke             # 200 candidates, no faults: does it run
+    python benchmarks/bench_build.py --candidates 20000 --with-i2d   # + img2dataset on the same list, same run
 
 The web is generated, then served from its own process (prewarmed, so rendering never limits). The build runs as
 the real CLI (`python -m pipeline.cli build CONFIG -q`) in a child process with its own local Ray (all cores); CPU and
@@ -10,6 +11,13 @@ peak RSS are summed over that child's whole process tree from /proc (driver, ray
 object-store mappings). Per-step seconds come from the run's manifest (`seconds_by_step`). Reported: candidates/s
 (input rows / wall), images/s (images downloaded and decoded / download-step seconds, and kept samples / wall).
 The machine is shared: wall figures swing with other jobs' load. Prints a Markdown block for benchmarks/RESULTS.md.
+
+--with-i2d: after the build, img2dataset downloads every candidate of the same list from the same web (its own
+child process, CPU summed the same way): same output size and resize mode (center crop), same thread count, its
+socket timeout = the build's per-request deadline, no retries (the build makes none either), webdataset output. It
+is the peer a user would otherwise run: it downloads every candidate, clipforge downloads only what curation keeps
+(after text filters, LID, matching and pre-balancing) and then dedups and balances. Both sides get wall and CPU
+seconds per candidate; the ratio is clipforge / img2dataset (< 1: clipforge is faster).
 """
 
 from __future__ import annotations
@@ -76,7 +84,13 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--smoke", action="store_true", help="200 candidates without faults: checks the benchmark works")
+    p.add_argument("--with-i2d", action="store_true", help="also run img2dataset on the same list (same run)")
+    p.add_argument("--i2d-processes", type=int, default=2, help="img2dataset processes_count")
+    p.add_argument("--i2d-child", nargs=2, metavar=("URLS", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.i2d_child:
+        print(json.dumps({"ok": run_i2d(Path(args.i2d_child[0]), Path(args.i2d_child[1]), args)}))
+        return
     if args.smoke:
         args.candidates, args.threads = 200, 8
 
@@ -99,17 +113,60 @@ def main() -> None:
         with TreeSampler(proc.pid) as tree:
             rc = proc.wait()
         wall = time.monotonic() - t0
-    if rc != 0:
-        raise SystemExit(f"build failed with exit status {rc}")
+        if rc != 0:
+            raise SystemExit(f"build failed with exit status {rc}")
+        i2d = run_i2d_side(web, work, args) if args.with_i2d else None
     manifest = json.loads((work / "run" / "manifest.json").read_text())
-    report(args, work, manifest, wall, tree)
+    report(args, work, manifest, wall, tree, i2d)
     if args.smoke and args.workdir is None:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, work: Path, m: dict, wall: float, tree: TreeSampler) -> None:
+def run_i2d(urls: Path, out: Path, args: argparse.Namespace) -> int:
+    """img2dataset over every candidate in `urls`; the number of images it wrote (from its per-shard stats)."""
+    from img2dataset import download
+
+    download(
+        url_list=str(urls),
+        input_format="parquet",
+        url_col="url",
+        caption_col="caption",
+        output_format="webdataset",
+        output_folder=str(out),
+        image_size=args.image_size,
+        resize_mode="center_crop",
+        processes_count=args.i2d_processes,
+        thread_count=args.threads,
+        number_sample_per_shard=1000,
+        timeout=3,  # = the build's download.fetch.deadline_s
+        retries=0,
+        enable_wandb=False,
+    )
+    return sum(json.loads(p.read_text())["successes"] for p in out.glob("*_stats.json"))
+
+
+def run_i2d_side(web: Path, work: Path, args: argparse.Namespace) -> dict:
+    """img2dataset on the build's candidate list in a child process: {wall, cpu, ok, peak_rss}."""
+    out = work / "i2d"
+    cmd = [sys.executable, __file__, "--i2d-child", str(web / "candidates.parquet"), str(out)]
+    cmd += ["--threads", str(args.threads), "--image-size", str(args.image_size)]
+    cmd += ["--i2d-processes", str(args.i2d_processes)]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with TreeSampler(proc.pid) as tree:
+        stdout, _ = proc.communicate()
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"img2dataset failed with exit status {proc.returncode}")
+    ok = json.loads(stdout.strip().splitlines()[-1])["ok"]
+    return {"wall": wall, "cpu": sum(tree.cpu_by_pid.values()), "ok": ok, "peak_rss": tree.peak_rss}
+
+
+def report(
+    args: argparse.Namespace, work: Path, m: dict, wall: float, tree: TreeSampler, i2d: dict | None = None
+) -> None:
     import pyarrow.parquet as pq
 
     steps = m["seconds_by_step"]
@@ -138,6 +195,23 @@ def report(args: argparse.Namespace, work: Path, m: dict, wall: float, tree: Tre
     for name, s in steps.items():
         print(f"| {name} | {s:.1f} | {s / total:.0%} |")
     print(f"\n(decoded images: {decoded}; t = {m['balance'].get('t')}, t_pre = {m['balance'].get('t_pre')})")
+    if i2d:
+        n = m["counts"]["input_rows"]
+        print(
+            "\n| side | candidates | downloaded | images written | wall s | CPU s | ms wall / candidate "
+            "| ms CPU / candidate | peak RSS GiB |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        rows = [
+            ("clipforge build", m["download"]["rows"], m["counts"]["kept"], wall, cpu, tree.peak_rss),
+            ("img2dataset", n, i2d["ok"], i2d["wall"], i2d["cpu"], i2d["peak_rss"]),
+        ]
+        for side, downloaded, written, w, c, rss in rows:
+            print(
+                f"| {side} | {n} | {downloaded} | {written} | {w:.0f} | {c:.0f} | {1e3 * w / n:.2f} | "
+                f"{1e3 * c / n:.2f} | {rss / 2**30:.2f} |"
+            )
+        print(f"\nclipforge / img2dataset: wall {wall / i2d['wall']:.2f}, CPU {cpu / i2d['cpu']:.2f}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pipeline.ingest import check_candidates, detect_format, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
-from pipeline.stages.base import StageSpec, run_stages
+from pipeline.stages.base import StageSpec, run_stages, setup_scope
 from pipeline.stages.match import MatchStage, MatchStageConfig, load_entries
 from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
 from pipeline.stats import accounting, funnel, package_versions
@@ -282,7 +282,8 @@ def execute(cfg: BuildConfig, say: Say = print) -> dict:
     run = RunDir(cfg.output, cfg.s3)
     start = time.monotonic()
     state = BuildState(cfg, run, say)
-    run_steps(state, steps(cfg))
+    with setup_scope():  # each worker builds a stage (fastText, the matcher) once for the whole build
+        run_steps(state, steps(cfg))
     outputs, check = state.values["outputs"], state.values["accounting"]
     manifest = {
         "status": "complete",

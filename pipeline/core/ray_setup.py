@@ -54,6 +54,23 @@ def check_ray_address(address: str | None = None) -> None:
         )
 
 
+def small_data_defaults(ctx) -> None:
+    """Ray Data settings whose fixed cost a build pays per execution, unless the environment chose otherwise.
+
+    Measured on the 2-core box with Ray 2.60 (benchmarks/RESULTS.md, #19): `read_parquet` through datasource V2
+    starts 32 FooterReader actors (32 processes) per read, ~45 s of a 1,000-candidate build; the V1 reader reads
+    footers in its read tasks. A `groupby` of 1,000 rows takes 8–13 s with the default SHUFFLE_V2 strategy (its
+    map/reduce operators and partitions) and 0.3–0.5 s with the pull-based sort shuffle, which also scales to the
+    sizes a build sorts by key. Set RAY_DATA_USE_DATASOURCE_V2 or RAY_DATA_DEFAULT_SHUFFLE_STRATEGY to override.
+    """
+    from ray.data.context import ShuffleStrategy
+
+    if "RAY_DATA_USE_DATASOURCE_V2" not in os.environ:
+        ctx.use_datasource_v2 = False
+    if "RAY_DATA_DEFAULT_SHUFFLE_STRATEGY" not in os.environ:
+        ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+
+
 def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | None = None) -> RayInfo:
     """Connect to or start Ray once per process and return what it is; calling again reuses the session.
 
@@ -77,10 +94,15 @@ def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | 
         if address:
             ray.init(address=address, **common)
         else:
+            cpus = num_cpus or os.cpu_count() or 1
             ray.init(
-                num_cpus=num_cpus or os.cpu_count() or 1,
+                num_cpus=cpus,
                 object_store_memory=local_object_store_bytes(),
                 include_dashboard=False,
+                # Keep as many idle workers as half-CPU stages run at once (Ray's default keeps one per CPU and
+                # kills the rest after 1 s idle): a new worker costs ~2 s of imports on a 2-core box, and a build
+                # runs ~20 short executions back to back (#19).
+                _system_config={"num_workers_soft_limit": 2 * cpus},
                 **common,
             )
         if not verbose:  # Ray Data logs every execution at INFO; keep the terminal to clipforge's own lines
@@ -88,6 +110,7 @@ def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | 
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = verbose
         ctx.print_on_execution_start = verbose
+        small_data_defaults(ctx)
     resources = ray.cluster_resources()
     ctx_addr = ray.get_runtime_context().gcs_address
     return RayInfo(

@@ -7,6 +7,12 @@ with equal resource profiles fuse into one Ray operator; fractional CPUs keep a 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
+import threading
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,27 +91,93 @@ def mark_rejected(
 
 
 def default_max_actors(res: Resources) -> int:
-    """Cap an actor pool at a quarter of the cluster's CPUs: pools that together claim every CPU starve the
-    other operators (reads, shuffles, the next stage's actors) and the job hangs — seen on 2-core machines."""
+    """Cap a stage's concurrent workers at a quarter of the cluster's CPUs: stages that together claim every CPU
+    starve the other operators (reads, shuffles, the next stage) and the job hangs — seen on 2-core machines."""
     import ray
 
     cpus = float(ray.cluster_resources().get("CPU", 2.0))
     return max(1, int(cpus * 0.25 / res.num_cpus)) if res.num_cpus else 4
 
 
-def apply_stage(ds, spec: StageSpec):
-    """The one place clipforge calls `map_batches`: actors for classes, tasks for functions, Arrow batches."""
-    from ray.data import ActorPoolStrategy
+# Class stages (setup in __init__: a fastText model, a matcher automaton, a counts file) run as Ray *tasks*, and
+# each worker process keeps the instances it built for the current setup scope. Ray reuses its worker processes
+# across executions, so a model loads once per worker per build, not once per actor pool per phase; an actor pool
+# costs ~2 s of process start-up per execution on a 2-core box, a task ~0.3 s (benchmarks/RESULTS.md, #19). Ray
+# Data actors live only as long as one execution, which is why they cannot carry a model across a build's phases.
+# GPU stages keep actors (a GPU is claimed by a process, and its model should stay resident there);
+# CLIPFORGE_STAGE_COMPUTE=actors gives every class stage an actor pool again (the reference execution that
+# tests/e2e/test_build_identity.py compares against: same rows out either way).
+_scope = threading.local()
+_instances: dict[tuple[str, str, str], Any] = {}
+_instances_scope: list[str] = [""]
+
+
+@contextmanager
+def setup_scope():
+    """Within this block every class stage built from the same class and config is built once per worker process
+    (`build.execute` opens one per build: inputs a stage reads at setup never change within a build). Outside
+    one, each `apply_stage` call is its own scope, so nothing built for one dataset is reused by another."""
+    previous = getattr(_scope, "token", None)
+    _scope.token = uuid.uuid4().hex
+    try:
+        yield _scope.token
+    finally:
+        _scope.token = previous
+
+
+def _stage_key(spec: StageSpec) -> tuple[str, str, str]:
+    token = getattr(_scope, "token", None) or uuid.uuid4().hex
+    stage = f"{spec.stage.__module__}.{spec.stage.__qualname__}"
+    return token, stage, hashlib.sha256(pickle.dumps(spec.config)).hexdigest()
+
+
+def stage_instance(stage: type, config: Any, key: tuple[str, str, str]) -> Any:
+    """The instance of `stage` built from `config` in this worker process for `key` (scope, class, config hash);
+    a new scope drops every instance of the previous one."""
+    if key[0] != _instances_scope[0]:
+        _instances.clear()
+        _instances_scope[0] = key[0]
+    instance = _instances.get(key)
+    if instance is None:
+        instance = _instances[key] = stage(config)
+    return instance
+
+
+def _as_task(spec: StageSpec):
+    """A plain function that runs class stage `spec` on a batch (or group) through `stage_instance`; named after
+    the stage so Ray Data's operator names and stats read as before."""
+    stage, config, key = spec.stage, spec.config, _stage_key(spec)
+
+    def run(batch: pa.Table) -> pa.Table:
+        return stage_instance(stage, config, key)(batch)
+
+    run.__name__ = run.__qualname__ = stage.__name__
+    return run
+
+
+def _map_kwargs(spec: StageSpec, **kw: Any) -> tuple[Any, dict[str, Any]]:
+    """(callable, map_batches keyword arguments) for `spec`: tasks for functions and CPU class stages, an actor
+    pool for GPU class stages."""
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     res: Resources = getattr(spec.stage, "resources", CPU_LIGHT)
-    kw: dict[str, Any] = dict(batch_format="pyarrow", batch_size=spec.batch_size, num_cpus=res.num_cpus)
+    kw.update(batch_format="pyarrow", num_cpus=res.num_cpus)
     if res.num_gpus:
         kw["num_gpus"] = res.num_gpus
+    if not isinstance(spec.stage, type):
+        return spec.stage, {**kw, "fn_kwargs": {"config": spec.config}}
+    size = res.max_actors or default_max_actors(res)
+    if res.num_gpus or os.environ.get("CLIPFORGE_STAGE_COMPUTE") == "actors":
+        pool = ActorPoolStrategy(min_size=1, max_size=size)
+        return spec.stage, {**kw, "compute": pool, "fn_constructor_kwargs": {"config": spec.config}}
+    return _as_task(spec), {**kw, "compute": TaskPoolStrategy(size=size)}
+
+
+def apply_stage(ds, spec: StageSpec):
+    """The one place clipforge calls `map_batches`: tasks (actors for GPU stages), Arrow batches."""
+    fn, kw = _map_kwargs(spec, batch_size=spec.batch_size)
     kw.update(spec.extra)
-    if isinstance(spec.stage, type):
-        pool = ActorPoolStrategy(min_size=1, max_size=res.max_actors or default_max_actors(res))
-        return ds.map_batches(spec.stage, fn_constructor_kwargs={"config": spec.config}, compute=pool, **kw)
-    return ds.map_batches(spec.stage, fn_kwargs={"config": spec.config}, **kw)
+    return ds.map_batches(fn, **kw)
 
 
 def run_stages(ds, specs: list[StageSpec]):
@@ -116,19 +188,11 @@ def run_stages(ds, specs: list[StageSpec]):
 
 
 def apply_group_stage(ds, key: str, spec: StageSpec, num_partitions: int | None = None):
-    """`map_groups` counterpart of `apply_stage`: group `ds` on `key` and call the stage once per whole group (an
-    actor pool for classes, tasks for functions), Arrow in and out. For stages whose unit of work is a group that
-    must be committed as one file (download parts, shards)."""
-    from ray.data import ActorPoolStrategy
-
-    res: Resources = getattr(spec.stage, "resources", CPU_LIGHT)
-    kw: dict[str, Any] = dict(batch_format="pyarrow", num_cpus=res.num_cpus)
-    if isinstance(spec.stage, type):
-        kw["compute"] = ActorPoolStrategy(min_size=1, max_size=res.max_actors or default_max_actors(res))
-        kw["fn_constructor_kwargs"] = {"config": spec.config}
-    else:
-        kw["fn_kwargs"] = {"config": spec.config}
-    return ds.groupby(key, num_partitions=num_partitions).map_groups(spec.stage, **kw)
+    """`map_groups` counterpart of `apply_stage`: group `ds` on `key` and call the stage once per whole group,
+    Arrow in and out. For stages whose unit of work is a group that must be committed as one file (download parts,
+    shards)."""
+    fn, kw = _map_kwargs(spec)
+    return ds.groupby(key, num_partitions=num_partitions).map_groups(fn, **kw)
 
 
 class StageChain:
