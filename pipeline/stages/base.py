@@ -12,6 +12,7 @@ import os
 import pickle
 import threading
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +109,12 @@ def default_max_actors(res: Resources) -> int:
 # CLIPFORGE_STAGE_COMPUTE=actors gives every class stage an actor pool again (the reference execution that
 # tests/e2e/test_build_identity.py compares against: same rows out either way).
 _scope = threading.local()
-_instances: dict[tuple[str, str, str], Any] = {}
+_instances: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
 _instances_scope: list[str] = [""]
+MAX_INSTANCES = 4
+"""Stage instances one worker keeps (least recently used dropped first): a build fuses at most two class stages
+into one task (text → match), so four never rebuild within an execution, and a worker that ran the matcher
+(~0.35 GiB at 500k entries, docs/scaling.md) lets it go once it has run four other class stages."""
 
 
 @contextmanager
@@ -133,13 +138,17 @@ def _stage_key(spec: StageSpec) -> tuple[str, str, str]:
 
 def stage_instance(stage: type, config: Any, key: tuple[str, str, str]) -> Any:
     """The instance of `stage` built from `config` in this worker process for `key` (scope, class, config hash);
-    a new scope drops every instance of the previous one."""
+    a new scope drops every instance of the previous one, and at most `MAX_INSTANCES` are kept."""
     if key[0] != _instances_scope[0]:
         _instances.clear()
         _instances_scope[0] = key[0]
     instance = _instances.get(key)
     if instance is None:
         instance = _instances[key] = stage(config)
+        while len(_instances) > MAX_INSTANCES:
+            _instances.popitem(last=False)
+    else:
+        _instances.move_to_end(key)
     return instance
 
 

@@ -1,6 +1,7 @@
 """Ray Data match stage: MetaCLIP substring matching of captions → `entry_ids`; no match → rejected.
 
-The metadata list is read and the matcher built once per actor (in `__init__`), never per batch.
+The metadata list is read and the matcher built once per worker process per build (`__init__`, kept by
+`stages.base.setup_scope`), never per batch.
 """
 
 from __future__ import annotations
