@@ -25,7 +25,7 @@ from pipeline.build_images import image_steps
 from pipeline.core.config import config_hash, dump_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import Uri, exists
-from pipeline.ingest import check_candidates, detect_format, read_candidates
+from pipeline.ingest import check_candidates, detect_format, input_columns, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
@@ -318,7 +318,8 @@ def write_outputs(run: RunDir, ds) -> tuple[int, int]:
     ds = run.checkpoint("final", ds)
     run.remove("curated")  # a killed earlier run's files would otherwise be counted twice
     kept = ds.filter(expr=col("reject_reason").is_null())
-    cols = [c for c in KEPT_COLUMNS if c in ds.schema().names]
+    names = ds.schema().names
+    cols = [c for c in KEPT_COLUMNS if c in names] + input_columns(names)
     fs, path = run.fs("curated")
     kept.select_columns(cols).write_parquet(path, filesystem=fs)
     write_rejects(run, [ds])

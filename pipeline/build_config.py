@@ -35,6 +35,10 @@ class InputConfig(StrictModel):
     """Column holding the alt-text / caption."""
     rows_per_block: int = Field(2000, ge=10)
     """Rows per Ray Data block after reading (small blocks: parallelism and small failure domains)."""
+    keep_columns: list[str] | Literal["all"] = "all"
+    """Input columns carried into the shard sidecars (and each sample's .json), a text-only build's curated/ files and
+    rejects/, so results join back to the input (img2dataset's save_additional_columns): all, or a list ([] = none).
+    A name clipforge uses itself (uid, url, ...) is kept as input_<name>. CSV/TSV values are kept as strings."""
 
 
 class TextConfig(StrictModel):

@@ -27,6 +27,7 @@ from pipeline.dedup import (
     exact_dedup,
     near_dedup,
 )
+from pipeline.ingest import input_columns
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.shards import (
     SHARD_SALT,
@@ -90,13 +91,19 @@ def _balance(state: BuildState) -> None:
     cfg, run, v = state.cfg, state.run, state.values
     specs, info = final_decisions(cfg, run, v["dedup"], v["t"], v["n_entries"], state.say)
     v["balance"].update(info)
-    light = run.read("work", "download", columns=LIGHT_COLUMNS)
+    light = run.read("work", "download", columns=_light_columns(run))
     if v["download"]["rows"]:
         final = run.checkpoint_once("final", lambda: run_stages(light, specs))
     else:  # nothing reached download: Ray writes no file for zero rows, so there would be no checkpoint to read
         final = run_stages(light, specs)
     v.update(specs=specs, final=final, n_kept=final.filter(expr=_col("reject_reason").is_null()).count())
     state.say(f"balance: {v['n_kept']} rows kept of {v['download']['rows']} downloaded at t = {v['t']:g}")
+
+
+def _light_columns(run: RunDir) -> list[str]:
+    """LIGHT_COLUMNS + the kept input columns of the download parts (rejects after download carry them)."""
+    fs, path = run.fs("work", "download")
+    return LIGHT_COLUMNS + input_columns(pads.dataset(path, filesystem=fs, format="parquet").schema.names)
 
 
 def _shards(state: BuildState) -> None:
@@ -192,7 +199,8 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say) -> dict:
     elif pending:
         from ray.data.expressions import col
 
-        names = [c for c in PART_INPUT_COLUMNS if c in selected.schema().names]
+        present = selected.schema().names
+        names = [c for c in PART_INPUT_COLUMNS if c in present] + input_columns(present)
         ds = selected.filter(expr=col("reject_reason").is_null()).select_columns(names)
         ds = run_stages(ds, [StageSpec(add_part_column, n_parts)]).filter(expr=col("part").is_in(pending))
         stage_cfg = DownloadPartsConfig(fetch=fetch, out_dir=out_dir, s3=cfg.s3)
@@ -257,7 +265,7 @@ def final_decisions(cfg: BuildConfig, run: RunDir, dedup: list[StageSpec], t: fl
     specs = list(dedup)
     info: dict = {}
     if "balance" in cfg.stages:
-        light = run_stages(run.read("work", "download", columns=LIGHT_COLUMNS), chained(dedup))
+        light = run_stages(run.read("work", "download", columns=_light_columns(run)), chained(dedup))
         counts = count_entries(light, n_entries)
         uri = run.write_npy("stats/entry_counts_dedup.npy", counts)
         info = {"matches_after_dedup": int(counts.sum()), "entries_after_dedup": int((counts > 0).sum())}
@@ -279,7 +287,8 @@ def write_shards(cfg: BuildConfig, run: RunDir, specs: list[StageSpec], n_kept: 
     say(f"shards: {n_kept} samples in {len(expected)} shards; {len(done)} committed earlier, {len(pending)} to write")
     if pending:
         ds = run_stages(run.read("work", "download"), specs).filter(expr=col("reject_reason").is_null())
-        names = [c for c in [*SIDECAR_COLUMNS, "image"] if c in ds.schema().names]
+        present = ds.schema().names
+        names = [c for c in [*SIDECAR_COLUMNS, "image"] if c in present] + input_columns(present)
         ds = run_stages(ds.select_columns(names), [StageSpec(add_shard_column, n_shards)])
         ds = ds.filter(expr=col("shard").is_in(pending))
         writer = ShardWriteConfig(run=cfg.output, image_ext=cfg.image.encode_format, s3=cfg.s3)

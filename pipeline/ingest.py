@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from pipeline.build_config import InputConfig
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, Uri, exists, filesystem, list_uris
 
 _EXT = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+RESERVED_COLUMNS = frozenset(
+    {
+        # text phase and balance
+        "uid", "url", "url_raw", "caption", "lang", "lang_score", "entry_ids", "keep_prob", "keep_prob_pre",
+        "reject_stage", "reject_reason", "reject_detail",
+        # download parts: fetch and image columns, the part; shards: key, shard; rejects/ file columns
+        "final_url", "fetch_status", "http_status", "content_type", "attempts", "elapsed_s", "image", "width",
+        "height", "orig_width", "orig_height", "sha256", "phash", "phash_degenerate", "part", "key", "shard",
+        "stage", "reason", "detail",
+    }
+)  # fmt: skip
+"""Every column a build adds, uses or writes (tests/unit/pipeline/test_keep_columns.py checks the stage modules'
+lists against it): an input column of the same name is carried as `input_<name>`."""
+
+
+def input_column_map(cfg: InputConfig, names: list[str]) -> dict[str, str]:
+    """{input column: its name in the build's outputs} for the columns `input.keep_columns` carries, from the
+    input's column `names` (the URL and caption columns are carried as `url` and `caption` anyway)."""
+    extra = [n for n in names if n not in (cfg.url_col, cfg.caption_col)]
+    if cfg.keep_columns != "all":
+        missing = sorted(set(cfg.keep_columns) - set(names))
+        if missing:
+            raise ClipforgeError(
+                f"input.keep_columns names {missing}, which input {cfg.path!r} does not have (it has {sorted(names)})"
+            )
+        extra = [n for n in extra if n in cfg.keep_columns]
+    mapping = {n: f"input_{n}" if n in RESERVED_COLUMNS else n for n in extra}
+    clash = sorted(n for n in mapping.values() if list(mapping.values()).count(n) > 1)
+    if clash:
+        raise ClipforgeError(
+            f"input columns {sorted(set(clash))} would be kept under the same name (a clipforge column's input_ "
+            "prefix); list the ones to keep in input.keep_columns"
+        )
+    return mapping
+
+
+def input_columns(names: list[str]) -> list[str]:
+    """The kept input columns among a build dataset's column `names` (every name that is not clipforge's own)."""
+    return [n for n in names if n not in RESERVED_COLUMNS]
 
 
 def detect_format(paths: list[str]) -> str:
@@ -39,15 +81,20 @@ def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
         ds = ray.data.read_parquet(paths, filesystem=fs)
     elif fmt in ("csv", "tsv"):
         opts = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-        ds = ray.data.read_csv(paths, filesystem=fs, parse_options=opts)
+        # every value as it is written: a caption column of digits stays text, and a kept column has one type in
+        # every file (type inference runs per file)
+        header, _ = _peek(fs, paths[0], fmt)
+        strings = pacsv.ConvertOptions(column_types={name: pa.string() for name in header})
+        ds = ray.data.read_csv(paths, filesystem=fs, parse_options=opts, convert_options=strings)
     else:
         ds = ray.data.read_json(paths, filesystem=fs, lines=True)
-    missing = {cfg.url_col, cfg.caption_col} - set(ds.schema().names)
+    names = ds.schema().names
+    missing = {cfg.url_col, cfg.caption_col} - set(names)
     if missing:
         raise ClipforgeError(f"input {cfg.path!r} has no column(s) {sorted(missing)}; set input.url_col/caption_col")
-    ds = ds.select_columns([cfg.url_col, cfg.caption_col]).rename_columns(
-        {cfg.url_col: "url", cfg.caption_col: "caption"}
-    )
+    kept = input_column_map(cfg, names)
+    renames = {cfg.url_col: "url", cfg.caption_col: "caption", **{k: v for k, v in kept.items() if k != v}}
+    ds = ds.select_columns([cfg.url_col, cfg.caption_col, *kept]).rename_columns(renames)
     return ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
 
 
@@ -78,6 +125,7 @@ def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> dict[str,
                 f"input file {f!r} has no column(s) {missing} (it has {sorted(columns)}); "
                 "set input.url_col / input.caption_col"
             )
+        input_column_map(cfg.model_copy(update={"path": f}), columns)  # keep_columns it lacks: an error naming it
         found[f] = rows
     if all(n == 0 for n in found.values()):
         raise ClipforgeError(f"input {cfg.path!r} holds no candidate rows")

@@ -140,11 +140,15 @@ REJECT_FILE_COLUMNS = {
 
 
 def write_rejects(run: RunDir, sources: list) -> None:
-    """Rewrite rejects/ from scratch with the rejected rows of each dataset in `sources` (one write each)."""
+    """Rewrite rejects/ from scratch with the rejected rows of each dataset in `sources` (one write each): uid, url,
+    stage, reason, detail and the input columns the build carries (`input.keep_columns`)."""
     from ray.data.expressions import col
+
+    from pipeline.ingest import input_columns
 
     run.remove("rejects")
     fs, path = run.fs("rejects")
     for ds in sources:
-        rejected = ds.filter(expr=col("reject_reason").is_not_null()).select_columns(list(REJECT_FILE_COLUMNS))
+        names = [*REJECT_FILE_COLUMNS, *input_columns(ds.schema().names)]  # + the kept input columns
+        rejected = ds.filter(expr=col("reject_reason").is_not_null()).select_columns(names)
         rejected.rename_columns(REJECT_FILE_COLUMNS).write_parquet(path, filesystem=fs)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, list_uris, open_write, read_bytes, write_bytes
 from pipeline.core.tar import tar_bytes
+from pipeline.ingest import input_columns
 from pipeline.rundir import RunDir
 from pipeline.stages.base import CPU_LIGHT
 from pipeline.stages.download_parts import uid_buckets
@@ -66,16 +67,17 @@ class ShardWriteConfig(StrictModel):
 
 def _members(rows: pa.Table, keys: list[str], ext: str) -> Iterator[tuple[str, bytes]]:
     """Each row's `{key}.{ext}` (image), `{key}.txt` (caption, "" when null), `{key}.json` (JSON_FIELDS present +
-    key + phash as 16 hex digits or null), in key order."""
+    the kept input columns + key + phash as 16 hex digits or null), in key order."""
     images = rows["image"].to_pylist()
-    meta = {f: rows[f].to_pylist() for f in JSON_FIELDS if f in rows.column_names}
+    fields = [f for f in JSON_FIELDS if f in rows.column_names] + input_columns(rows.column_names)
+    meta = {f: rows[f].to_pylist() for f in fields}
     phash = rows["phash"].to_pylist() if "phash" in rows.column_names else [None] * rows.num_rows
     for i, key in enumerate(keys):
         doc = {f: v[i] for f, v in meta.items()} | {"key": key}
         doc["phash"] = None if phash[i] is None else f"{phash[i]:016x}"
         yield f"{key}.{ext}", images[i]
         yield f"{key}.txt", (doc.get("caption") or "").encode()
-        yield f"{key}.json", json.dumps(doc, sort_keys=True).encode()
+        yield f"{key}.json", json.dumps(doc, sort_keys=True, default=str).encode()  # input columns: any type
 
 
 def write_shard(group: pa.Table, config: ShardWriteConfig) -> pa.Table:
@@ -85,7 +87,7 @@ def write_shard(group: pa.Table, config: ShardWriteConfig) -> pa.Table:
     shard = int(group["shard"][0].as_py())
     rows = group.take(pc.sort_indices(group, [("uid", "ascending")]))
     keys = [f"{shard:06d}{i:06d}" for i in range(rows.num_rows)]
-    cols = [c for c in SIDECAR_COLUMNS if c in rows.column_names and c != "key"]
+    cols = [c for c in SIDECAR_COLUMNS if c in rows.column_names and c != "key"] + input_columns(rows.column_names)
     sidecar = rows.select(cols).add_column(1, "key", pa.array(keys, pa.string()))
     name = shard_name(shard)
     with open_write(run.path("shards", f"{name}.parquet"), config.s3) as f:

@@ -71,6 +71,18 @@ def small_data_defaults(ctx) -> None:
         ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
 
 
+def quiet_ray_data() -> None:
+    """Without -v, the terminal holds clipforge's own lines and Ray's warnings and errors: Ray Data's per-execution
+    INFO lines stay in Ray's logs, and two hints about choices clipforge makes on purpose are marked as already
+    shown (Ray's own `log_once` keys): "Progress bars disabled" (`-q` turns them off) and "Truncating long operator
+    name" (a bar shows a fused chain of stages by its first and last names)."""
+    from ray.util.debug import log_once
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    log_once("ray_data_progress_manager_disabled")
+    log_once("ray_data_truncate_operator_name")
+
+
 def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | None = None) -> RayInfo:
     """Connect to or start Ray once per process and return what it is; calling again reuses the session.
 
@@ -85,6 +97,8 @@ def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | 
     from ray.data import DataContext
 
     if not ray.is_initialized():
+        if not verbose:  # a note, not a problem: token auth is Ray's default for the clusters it starts (-v shows it)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         address = address or os.environ.get("RAY_ADDRESS") or None
         common = dict(
             logging_level=logging.INFO if verbose else logging.WARNING,
@@ -105,12 +119,12 @@ def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | 
                 _system_config={"num_workers_soft_limit": 2 * cpus},
                 **common,
             )
-        if not verbose:  # Ray Data logs every execution at INFO; keep the terminal to clipforge's own lines
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = verbose
         ctx.print_on_execution_start = verbose
         small_data_defaults(ctx)
+        if not verbose:
+            quiet_ray_data()
     resources = ray.cluster_resources()
     ctx_addr = ray.get_runtime_context().gcs_address
     return RayInfo(
