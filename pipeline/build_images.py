@@ -9,6 +9,7 @@ entry), and their membership is a hash of the uid, so a re-run of a killed build
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -53,11 +54,12 @@ from pipeline.stages.download_parts import (
 )
 from pipeline.stages.match import load_entries
 from pipeline.stats import read_table
-from pipeline.steps import BuildState, Say, Step
+from pipeline.steps import BuildState, Progress, Say, Step
 
 LIGHT_COLUMNS = ["uid", "url", "entry_ids", "phash", "reject_stage", "reject_reason", "reject_detail"]
 """What the decisions after download need (no image bytes): dedup stages, count₂, balance, rejects."""
 MAX_GROUP_PARTITIONS = 32
+Track = Callable[[Progress], None]
 
 
 def _count1(state: BuildState) -> None:
@@ -80,7 +82,8 @@ def _select(state: BuildState) -> None:
 
 
 def _download(state: BuildState) -> None:
-    state.values["download"] = download_parts(state.cfg, state.run, state.values["selected"], state.say)
+    track = state.heartbeat.track if state.heartbeat else None
+    state.values["download"] = download_parts(state.cfg, state.run, state.values["selected"], state.say, track)
 
 
 def _dedup(state: BuildState) -> None:
@@ -107,8 +110,9 @@ def _light_columns(run: RunDir) -> list[str]:
 
 
 def _shards(state: BuildState) -> None:
+    track = state.heartbeat.track if state.heartbeat else None
     state.values["shards"] = write_shards(
-        state.cfg, state.run, state.values["specs"], state.values["n_kept"], state.say
+        state.cfg, state.run, state.values["specs"], state.values["n_kept"], state.say, track
     )
 
 
@@ -179,9 +183,10 @@ def _col(name: str):
     return col(name)
 
 
-def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say) -> dict:
+def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Track | None = None) -> dict:
     """Download every live row of `selected` in parts, skipping parts a killed earlier run committed. Returns
-    {rows, parts, committed_before, downloaded_now}; raises if a part is still missing afterwards."""
+    {rows, parts, committed_before, downloaded_now}; raises if a part is still missing afterwards. `track` gets a
+    function that counts the parts committed so far (the heartbeat's progress)."""
     live = read_table(run, "work/selected", ["uid", "reject_reason"])
     uids = live.filter(pc.is_null(live["reject_reason"]))["uid"]
     n_parts = max(1, math.ceil(len(uids) / cfg.download.rows_per_part))
@@ -194,6 +199,9 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say) -> dict:
         f"download: {len(uids)} rows in {len(expected)} parts; {len(before)} committed by an earlier run, "
         f"{len(pending)} to download"
     )
+    run.write_json("work/download_plan.json", {"parts": len(expected), "rows": len(uids)})  # for `clipforge stats`
+    if track:
+        track(lambda: (len(committed_parts(out_dir, cfg.s3) & expected), len(expected), "parts"))
     if pending and not len(uids):
         _write_empty_part(run, fetch, out_dir, cfg.s3)
     elif pending:
@@ -274,8 +282,11 @@ def final_decisions(cfg: BuildConfig, run: RunDir, dedup: list[StageSpec], t: fl
     return chained(specs), info
 
 
-def write_shards(cfg: BuildConfig, run: RunDir, specs: list[StageSpec], n_kept: int, say: Say) -> list[dict]:
-    """Kept rows → shards, skipping shards whose ledger entry exists. Returns every shard's entry, by shard."""
+def write_shards(
+    cfg: BuildConfig, run: RunDir, specs: list[StageSpec], n_kept: int, say: Say, track: Track | None = None
+) -> list[dict]:
+    """Kept rows → shards, skipping shards whose ledger entry exists. Returns every shard's entry, by shard; `track`
+    gets a function that counts the shards written so far."""
     from ray.data.expressions import col
 
     n_shards = shard_count(n_kept, cfg.shards.samples_per_shard)
@@ -285,6 +296,9 @@ def write_shards(cfg: BuildConfig, run: RunDir, specs: list[StageSpec], n_kept: 
     done = {s: e for s, e in committed_shards(run).items() if s in expected}
     pending = sorted(expected - set(done))
     say(f"shards: {n_kept} samples in {len(expected)} shards; {len(done)} committed earlier, {len(pending)} to write")
+    run.write_json("work/shards_plan.json", {"shards": len(expected), "samples": n_kept})  # for `clipforge stats`
+    if track:
+        track(lambda: (len(set(committed_shards(run)) & expected), len(expected), "shards"))
     if pending:
         ds = run_stages(run.read("work", "download"), specs).filter(expr=col("reject_reason").is_null())
         present = ds.schema().names

@@ -197,10 +197,11 @@ def report(
 
 @app.command()
 def stats(run: Annotated[str, typer.Argument(help="A build's run directory (local or s3://).")]):
-    """Print a build's funnel and top rejection reasons."""
-    from pipeline.stats import format_funnel, load_stats
+    """Print a build's funnel and top rejection reasons; for a build still running, what it has committed so far."""
+    from pipeline.stats import format_funnel, load_stats, run_progress
 
-    typer.echo(format_funnel(load_stats(run)))
+    progress = run_progress(run)
+    typer.echo("\n".join(progress) if progress else format_funnel(load_stats(run)))
 
 
 submit_app = typer.Typer(

@@ -123,3 +123,34 @@ def load_stats(run_uri: str) -> dict:
     if not run.exists("stats", "funnel.json"):
         raise ClipforgeError(f"{run_uri!r} has no stats/funnel.json: not a finished clipforge build run directory")
     return run.read_json("stats/funnel.json")
+
+
+def run_progress(run_uri: str) -> list[str] | None:
+    """What an unfinished build run (work/started.json, no stats/funnel.json) has committed so far, one line per step
+    reached (#18 item 6); None for anything else. Reads only the commit markers, plans and ledgers the build writes,
+    so it is right while the build runs, after it was killed, locally and on S3."""
+    from pipeline.shards import committed_shards
+    from pipeline.stages.download_parts import committed_parts
+
+    run = RunDir(run_uri)
+    if run.exists("stats", "funnel.json") or not run.exists("work", "started.json"):
+        return None
+    lines = [f"{run_uri} is a build in progress (or killed: re-run the same command to resume); committed so far:"]
+    if not run.exists("work", "matched.done"):
+        return [*lines, "  text + match: running, nothing committed yet"]
+    lines.append(f"  text + match: {run.read_json('work/matched.done')['rows']} input rows checkpointed")
+    if run.exists("work", "selected.done"):
+        lines.append(f"  pre_balance: {run.read_json('work/selected.done')['rows']} rows checkpointed")
+    if run.exists("work", "download_plan.json"):
+        plan = run.read_json("work/download_plan.json")
+        done = len(committed_parts(run.path("work", "download"), run.s3))
+        lines.append(f"  download: {done}/{plan['parts']} parts committed ({plan['rows']} rows to download in all)")
+    dedup = [name for name in ("exact", "near", "eval_hashes") if run.exists("dedup", f"{name}.json")]
+    if dedup:
+        lines.append(f"  dedup: {', '.join(dedup)} done")
+    if run.exists("work", "final.done"):
+        lines.append("  balance: decisions checkpointed")
+    if run.exists("work", "shards_plan.json"):
+        plan = run.read_json("work/shards_plan.json")
+        lines.append(f"  shards: {len(committed_shards(run))}/{plan['shards']} written ({plan['samples']} samples)")
+    return lines

@@ -8,6 +8,7 @@ and lists the reject stages it may write, in order; `reject_order` of a build's 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pipeline.build_config import BuildConfig
 from pipeline.rundir import RunDir
 
 Say = Callable[[str], None]
+HEARTBEAT_S = 10.0
 
 
 class Clock:
@@ -42,6 +44,9 @@ class BuildState:
     say: Say
     clock: Clock = field(default_factory=Clock)
     values: dict[str, Any] = field(default_factory=dict)
+    heartbeat: Heartbeat | None = None
+    """The running step's heartbeat (set by `run_steps`)."""
+    heartbeat_s: float = HEARTBEAT_S
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,63 @@ def reject_order(steps: Iterable[Step]) -> tuple[str, ...]:
     return tuple(out)
 
 
+Progress = Callable[[], tuple[int, int, str]]
+"""What a step has done so far: (done, total, unit), read from what it has committed (download parts, shards)."""
+
+
+class Heartbeat:
+    """While a step runs, a line every `interval` seconds (#18 item 6), on a TTY or not: the step's name, its time so
+    far and — once the step calls `track` — done/total, rate and ETA from what it has committed."""
+
+    def __init__(self, say: Say, name: str, interval: float = HEARTBEAT_S) -> None:
+        self.say, self.name, self.interval = say, name, interval
+        self.progress: Progress | None = None
+        self._stop = threading.Event()
+        self._t0 = self._tracked_at = time.monotonic()
+        self._done0 = 0
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{name}", daemon=True)
+
+    def track(self, progress: Progress) -> None:
+        """Report `progress()` in each line from now on (rate and ETA count from this call)."""
+        self._tracked_at, self.progress = time.monotonic(), progress
+        self._done0 = progress()[0]
+
+    def line(self) -> str:
+        now = time.monotonic()
+        text = f"{self.name}: running for {_duration(now - self._t0)}"
+        if self.progress is None:
+            return text
+        done, total, unit = self.progress()
+        text += f"; {done}/{total} {unit}"
+        rate = (done - self._done0) / max(now - self._tracked_at, 1e-9)
+        if total and done < total and rate > 0:
+            text += f" ({done / total:.0%}), {rate * 60:.1f} {unit}/min, ETA {_duration((total - done) / rate)}"
+        return text
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.say(self.line())
+            except Exception:  # noqa: BLE001 — a failed progress read must never take the build down
+                pass
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def run_steps(state: BuildState, steps: Iterable[Step]) -> None:
-    """Run each step under the clock, in order: the manifest's `seconds_by_step` keys are the steps' names."""
+    """Run each step under the clock and a heartbeat, in order: the manifest's `seconds_by_step` keys are the steps'
+    names. A step reports its progress through `state.heartbeat.track`."""
     for step in steps:
-        with state.clock(step.name):
+        with state.clock(step.name), Heartbeat(state.say, step.name, state.heartbeat_s) as state.heartbeat:
             step.run(state)

@@ -91,6 +91,11 @@ def test_killed_build_resumes_without_redoing_parts(tmp_path):
         time.sleep(5)  # a Ray worker in the middle of a part may still commit it (atomically) as it goes down
         before = committed(out)
         assert not (out / "manifest.json").exists()
+        progress = cli("stats", str(out))  # #18 item 6: what the killed run committed, not "not a finished run"
+        assert progress.returncode == 0, progress.stderr
+        assert "is a build in progress" in progress.stdout and "text + match: 700 input rows" in progress.stdout
+        m = re.search(r"download: (\d+)/(\d+) parts committed", progress.stdout)
+        assert m and int(m.group(1)) >= len(before) >= 3, progress.stdout
         # an execution-only knob may change on resume: the rest of the crawl with more threads
         res = cli("build", str(cfg), "--set", "download.threads=24")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
