@@ -15,7 +15,7 @@ Phases (the stages in the config choose which run; DESIGN.md §1):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from pipeline.build_images import image_steps
 from pipeline.core.config import config_hash, dump_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import Uri, exists
-from pipeline.ingest import check_candidates, detect_format, input_columns, read_candidates
+from pipeline.ingest import check_candidates, input_columns, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
@@ -151,12 +151,14 @@ def plan(cfg: BuildConfig) -> list[str]:
 @dataclass(frozen=True)
 class Inputs:
     """What preflight found: {input file: rows, None when unknown without a full read}, its format, the number of
-    metadata entries (None without the match stage) and the eval sets' paths."""
+    metadata entries (None without the match stage), the eval sets' paths and the input files it skips."""
 
     files: dict[str, int | None]
     format: str
     entries: int | None
     eval_sets: list[str]
+    ignored: list[str] = field(default_factory=list)
+    """Files in the input directory that are not of its format (not read)."""
 
     @property
     def rows(self) -> int | None:
@@ -164,9 +166,16 @@ class Inputs:
         return sum(known) if len(known) == len(self.files) else None
 
 
+def ignored_line(inputs: Inputs) -> str:
+    """The input directory's files that a build skips, for `--dry-run` and the build's first line."""
+    names = ", ".join(Uri.parse(f).path.rsplit("/", 1)[-1] for f in inputs.ignored[:5])
+    more = f" (+{len(inputs.ignored) - 5} more)" if len(inputs.ignored) > 5 else ""
+    return f"{len(inputs.ignored)} file(s) in the input that are not {inputs.format}, not read: {names}{more}"
+
+
 def preflight(cfg: BuildConfig) -> Inputs:
     """Check what a build reads before it writes anything; a problem is a `ClipforgeError` (exit 2)."""
-    rows = check_candidates(cfg.input, cfg.s3)
+    rows, resolved = check_candidates(cfg.input, cfg.s3)
     entries = None
     if "match" in cfg.stages:
         try:
@@ -179,8 +188,7 @@ def preflight(cfg: BuildConfig) -> Inputs:
     for s in cfg.dedup.eval_sets if "dedup" in cfg.stages else []:
         if not exists(s.path, cfg.s3):
             raise ClipforgeError(f"dedup.eval_sets[{s.name}].path {s.path!r} does not exist")
-    fmt = cfg.input.format if cfg.input.format != "auto" else detect_format(list(rows))
-    return Inputs(rows, fmt, entries, eval_sets)
+    return Inputs(rows, resolved.format, entries, eval_sets, resolved.ignored)
 
 
 def dry_run_report(cfg: BuildConfig, overwrite: bool = False) -> tuple[list[str], list[str]]:
@@ -191,6 +199,8 @@ def dry_run_report(cfg: BuildConfig, overwrite: bool = False) -> tuple[list[str]
     lines = [f"input     {f}  ({inputs.format}, {'?' if n is None else n} rows)" for f, n in inputs.files.items()]
     if inputs.rows is None:
         lines.append("          (row counts of csv/tsv/jsonl files are known only after a full read)")
+    if inputs.ignored:
+        lines.append(f"ignored   {ignored_line(inputs)}")
     if inputs.entries is not None:
         lines.append(f"metadata  {Uri.parse(cfg.match.metadata)}  ({inputs.entries} entries)")
     lines += [f"eval set  {path}" for path in inputs.eval_sets]
@@ -272,7 +282,9 @@ def build(cfg: BuildConfig, say: Say = print, overwrite: bool = False) -> dict:
     """Run the build into `cfg.output` and return the manifest. Re-running a completed run is a no-op; re-running a
     killed one resumes it; `overwrite` deletes an earlier run there first. An output that is not empty and not a
     clipforge run is refused, `overwrite` or not."""
-    preflight(cfg)
+    inputs = preflight(cfg)
+    if inputs.ignored:
+        say(ignored_line(inputs))
     done = open_run(cfg, RunDir(cfg.output, cfg.s3), say, overwrite)
     return done if done is not None else execute(cfg, say)
 

@@ -65,7 +65,7 @@ def build(
     from pipeline.core.config import load_config
 
     cfg = load_config(BuildConfig, config, set_)
-    from pipeline.build import dry_run_report, open_run, plan, preflight
+    from pipeline.build import dry_run_report, ignored_line, open_run, plan, preflight
     from pipeline.rundir import RunDir
     from pipeline.stats import format_funnel, load_stats
 
@@ -80,7 +80,9 @@ def build(
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"build: {m}"))
     # Everything that needs no cluster answers before Ray starts: bad input, a refused output, a config mismatch
     # and an already complete run.
-    preflight(cfg)
+    inputs = preflight(cfg)
+    if inputs.ignored:
+        typer.echo(f"note: {ignored_line(inputs)}", err=True)
     manifest = open_run(cfg, RunDir(cfg.output, cfg.s3), say, overwrite)
     if manifest is None:
         manifest = _execute_build(cfg, say, verbose, quiet, _build_command(config, set_))

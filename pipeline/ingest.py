@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 from pipeline.build_config import InputConfig
@@ -51,15 +55,79 @@ def input_columns(names: list[str]) -> list[str]:
     return [n for n in names if n not in RESERVED_COLUMNS]
 
 
+_GLOB = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """What `input.path` resolves to: the files to read (sorted), their format and the files it skipped (a
+    directory's README, DataComp's .npz beside its .parquet, a glob's non-matches are not listed)."""
+
+    files: list[str]
+    format: str
+    ignored: list[str]
+
+
+def input_files(cfg: InputConfig, s3: S3Options | None = None) -> InputFiles:
+    """Resolve `input.path` — a file, a glob (`dir/*.parquet`, `s3://bucket/p/part-*.tsv`; `*` may cross `/`) or a
+    directory (recursively) — to the files of one format. A file or a glob names its files: all are read, and two
+    formats among them are an error. In a directory the files of `input.format` are read (auto: the one known format
+    present; two are an error naming both) and the others — a README, DataComp's .npz beside each .parquet — are
+    skipped and listed in `ignored`."""
+    glob = _GLOB.search(cfg.path)
+    if glob:
+        base = cfg.path[: glob.start()].rsplit("/", 1)[0] or "/"
+        pattern = str(Uri.parse(cfg.path))
+        listed = [str(u) for u in list_uris(base, s3)] if exists(base, s3) else []
+        files = [f for f in listed if fnmatch.fnmatchcase(f, pattern)]
+        if not files:
+            raise ClipforgeError(f"input.path {cfg.path!r} matches no file")
+    elif not exists(cfg.path, s3):
+        raise ClipforgeError(f"input.path {cfg.path!r} does not exist")
+    else:
+        files = [str(u) for u in list_uris(cfg.path, s3)]
+        if files:  # a directory
+            return _directory_files(cfg, files)
+        files = [str(Uri.parse(cfg.path))]
+    return InputFiles(files, cfg.format if cfg.format != "auto" else detect_format(files), [])
+
+
+def _directory_files(cfg: InputConfig, files: list[str]) -> InputFiles:
+    formats = sorted({f for f in map(_format_of, files) if f})
+    fmt = cfg.format
+    if fmt == "auto" and len(formats) > 1:
+        counts = ", ".join(f"{sum(_format_of(f) == k for f in files)} {k}" for k in formats)
+        raise ClipforgeError(
+            f"input.path {cfg.path!r} holds files of several formats ({counts}); set input.format to the one to read, "
+            "or name its files with a glob (e.g. dir/*.parquet)"
+        )
+    if fmt == "auto":
+        if not formats:
+            raise ClipforgeError(
+                f"input.path {cfg.path!r} holds no .parquet/.csv/.tsv/.jsonl file (e.g. {files[0]!r}); "
+                "set input.format"
+            )
+        fmt = formats[0]
+    chosen = [f for f in files if _format_of(f) == fmt]
+    if not chosen:
+        raise ClipforgeError(f"input.path {cfg.path!r} holds no {fmt} file (e.g. {files[0]!r})")
+    return InputFiles(chosen, fmt, [f for f in files if _format_of(f) != fmt])
+
+
+def _format_of(path: str) -> str | None:
+    name = path[:-3] if path.endswith(".gz") else path
+    base = name.rsplit("/", 1)[-1]
+    return _EXT.get("." + base.rsplit(".", 1)[-1]) if "." in base else None
+
+
 def detect_format(paths: list[str]) -> str:
     """The one format of `paths` by extension (.gz allowed for text formats)."""
     found = set()
     for p in paths:
-        name = p[:-3] if p.endswith(".gz") else p
-        ext = "." + name.rsplit(".", 1)[-1] if "." in name.rsplit("/", 1)[-1] else ""
-        if ext not in _EXT:
+        fmt = _format_of(p)
+        if fmt is None:
             raise ClipforgeError(f"cannot tell the format of input file {p!r}; set input.format")
-        found.add(_EXT[ext])
+        found.add(fmt)
     if len(found) != 1:
         raise ClipforgeError(f"input mixes formats {sorted(found)}; point input.path at one format")
     return found.pop()
@@ -71,10 +139,8 @@ def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
     import pyarrow.csv as pacsv
     import ray
 
-    if not exists(cfg.path, s3):
-        raise ClipforgeError(f"input.path {cfg.path!r} does not exist")
-    files = [str(u) for u in list_uris(cfg.path, s3)] or [str(Uri.parse(cfg.path))]
-    fmt = cfg.format if cfg.format != "auto" else detect_format(files)
+    resolved = input_files(cfg, s3)
+    files, fmt = resolved.files, resolved.format
     fs, _ = filesystem(files[0], s3)
     paths = [filesystem(f, s3)[1] for f in files]
     if fmt == "parquet":
@@ -98,14 +164,13 @@ def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
     return ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
 
 
-def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> dict[str, int | None]:
+def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> tuple[dict[str, int | None], InputFiles]:
     """Preflight on the driver, before a run writes anything: every input file opens as its format, is not empty
-    and has the URL and caption columns. Returns {file: rows or None when unknown without a full read}. Any problem
-    is a `ClipforgeError` naming the file (and the column) — never a traceback from a Ray worker."""
-    if not exists(cfg.path, s3):
-        raise ClipforgeError(f"input.path {cfg.path!r} does not exist")
-    files = [str(u) for u in list_uris(cfg.path, s3)] or [str(Uri.parse(cfg.path))]
-    fmt = cfg.format if cfg.format != "auto" else detect_format(files)
+    and has the URL and caption columns. Returns ({file: rows or None when unknown without a full read}, the
+    resolved `InputFiles`). Any problem is a `ClipforgeError` naming the file (and the column) — never a traceback
+    from a Ray worker."""
+    resolved = input_files(cfg, s3)
+    files, fmt = resolved.files, resolved.format
     found: dict[str, int | None] = {}
     for f in files:
         fs, path = filesystem(f, s3)
@@ -129,7 +194,7 @@ def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> dict[str,
         found[f] = rows
     if all(n == 0 for n in found.values()):
         raise ClipforgeError(f"input {cfg.path!r} holds no candidate rows")
-    return found
+    return found, resolved
 
 
 def _peek(fs, path: str, fmt: str) -> tuple[list[str], int | None]:
