@@ -49,7 +49,7 @@ def _text_plan(cfg: BuildConfig) -> list[str]:
     return [
         "ingest",
         "canonicalize",
-        "one_record_per_url (barrier: groupby uid)",
+        "one_record_per_url (barrier: sort by uid)",
         *[s.name for s in text_phase(cfg)],
         "checkpoint work/matched",
     ]

@@ -75,8 +75,14 @@ def quiet_ray_data() -> None:
     """Without -v, the terminal holds clipforge's own lines and Ray's warnings and errors: Ray Data's per-execution
     INFO lines stay in Ray's logs, and two hints about choices clipforge makes on purpose are marked as already
     shown (Ray's own `log_once` keys): "Progress bars disabled" (`-q` turns them off) and "Truncating long operator
-    name" (a bar shows a fused chain of stages by its first and last names)."""
+    name" (a bar shows a fused chain of stages by its first and last names); and Ray Data's UserWarning that a
+    stage's task cap exceeds its inputs (the cap is a ceiling clipforge sets so stages leave CPUs to each other,
+    `stages.base.default_max_actors`; one download part or one block is a normal small build)."""
+    import warnings
+
     from ray.util.debug import log_once
+
+    warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks for", category=UserWarning)
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     log_once("ray_data_progress_manager_disabled")

@@ -38,6 +38,7 @@ NOISE = (
     "Truncating long operator name",
     "core_worker.cc",
     "PYTHON worker processes have been started",
+    "The maximum number of concurrent tasks",
 )
 
 

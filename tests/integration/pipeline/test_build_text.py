@@ -127,6 +127,6 @@ def test_build_dry_run_prints_the_plan_build_runs(run, web, metadata, tmp_path):
     planned = list(dict.fromkeys(line.split(":")[0] for line in lines[1:-1]))  # between preflight and manifest.json
     assert planned == list(manifest["seconds_by_step"]) == ["text", "balance", "write", "accounting"]
     assert lines[0].startswith("preflight") and lines[-1].startswith("manifest.json")
-    assert "text: one_record_per_url (barrier: groupby uid)" in lines and "text: match" in lines
+    assert "text: one_record_per_url (barrier: sort by uid)" in lines and "text: match" in lines
     funnel = json.loads((out / "stats" / "funnel.json").read_text())
     assert [s["stage"] for s in funnel["by_stage"]] == ["text", "langid", "match", "balance"]
