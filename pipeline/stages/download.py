@@ -1,5 +1,5 @@
 """Ray Data stage: safe download + decode → validate → resize → encode + sha256 + pHash of each live row's `url`, in
-one I/O-bound actor; no algorithms here (`curation.fetch.Fetcher`, `curation.images.process_images`).
+one I/O-bound task per download part; no algorithms here (`curation.fetch.Fetcher`, `curation.images.process_images`).
 
 `FetchImagesStage` is the download the build runs (per download part, `pipeline.stages.download_parts`): each worker
 thread fetches a URL and processes its bytes at once (at most `download.process_slots` threads at a time), so raw
@@ -35,15 +35,15 @@ IMAGES = "images"
 
 
 class DownloadConfig(StrictModel):
-    """The download stage: fetch policy plus how many downloads one actor runs at once."""
+    """The download stage: fetch policy plus how many downloads one task runs at once."""
 
     fetch: FetchConfig = FetchConfig()
     """Safety limits, politeness and retries (see curation.fetch_config.FetchConfig)."""
     threads: int = Field(16, ge=1, le=512)
-    """Concurrent downloads per actor (I/O-bound: an actor asks for a quarter of a CPU)."""
+    """Concurrent downloads per download task (I/O-bound: a task asks for a quarter of a CPU)."""
     process_slots: int = Field(0, ge=0, le=512)
-    """`clipforge build` (fused download + image stage): at most this many of an actor's threads decode, resize and
-    encode at once; the others keep downloading. 0 = the CPU cores the actor's process may run on."""
+    """`clipforge build` (fused download + image stage): at most this many of a task's threads decode, resize and
+    encode at once; the others keep downloading. 0 = the CPU cores the worker process may run on."""
     rows_per_part: int = Field(1000, ge=1)
     """`clipforge build`: rows per download part, the unit of resume. Rows go to parts by a hash of their uid; each
     part's result is committed atomically under RUN/work/download/, and a re-run downloads only uncommitted parts."""
@@ -53,7 +53,7 @@ class FetchImagesConfig(StrictModel):
     """The fused download + image stage: the download settings plus the image settings."""
 
     download: DownloadConfig = DownloadConfig()
-    """Fetch policy and threads per actor (each thread also decodes what it fetched)."""
+    """Fetch policy and threads per task (each thread also decodes what it fetched)."""
     image: ImageConfig = ImageConfig()
     """Validation, resize and encoding (see curation.images.ImageConfig)."""
 
@@ -97,7 +97,7 @@ class FetchImagesStage:
 
     Rejections carry stage `download` (a `FetchStatus`) or `images` (an `ImageStatus`). I/O-bound profile: a
     download is mostly waiting, and decode time shows up as threads, not as a reserved core; on a 2-core box the
-    autoscaler can then run several such actors beside readers and writers.
+    autoscaler can then run several such tasks beside readers and writers.
 
     At most `process_slots(config.download.process_slots)` threads process at once (the rest keep downloading or
     wait with their body). Two reasons: memory — each decode holds a full-size image (up to `max_pixels` × 4
