@@ -14,7 +14,8 @@ The machine is shared: wall figures swing with other jobs' load. Prints a Markdo
 
 --with-i2d: after the build, img2dataset downloads every candidate of the same list from the same web (its own
 child process, CPU summed the same way): same output size and resize mode (center crop), same thread count, its
-socket timeout = the build's per-request deadline, no retries (the build makes none either), webdataset output. It
+socket timeout = the build's per-request deadline, no retries, webdataset output, one shard per process (its
+process spawns amortised, as in bench_download). It
 is the peer a user would otherwise run: it downloads every candidate, clipforge downloads only what curation keeps
 (after text filters, LID, matching and pre-balancing) and then dedups and balances. Both sides get wall and CPU
 seconds per candidate; the ratio is clipforge / img2dataset (< 1: clipforge is faster).
@@ -126,8 +127,13 @@ def main() -> None:
 
 def run_i2d(urls: Path, out: Path, args: argparse.Namespace) -> int:
     """img2dataset over every candidate in `urls`; the number of images it wrote (from its per-shard stats)."""
+    import pyarrow.parquet as pq
     from img2dataset import download
 
+    # One shard per process, as bench_download does: img2dataset spawns a process per 5 shards (maxtasksperchild=5),
+    # each importing cv2, albumentations and torch; at its default 10^4-row shards that cost is amortised, and with
+    # 1,000-row shards it took ~5× the CPU per candidate here. The generous setting for the peer.
+    per_shard = max(1, -(-pq.read_metadata(urls).num_rows // args.i2d_processes))
     download(
         url_list=str(urls),
         input_format="parquet",
@@ -139,7 +145,7 @@ def run_i2d(urls: Path, out: Path, args: argparse.Namespace) -> int:
         resize_mode="center_crop",
         processes_count=args.i2d_processes,
         thread_count=args.threads,
-        number_sample_per_shard=1000,
+        number_sample_per_shard=per_shard,
         timeout=3,  # = the build's download.fetch.deadline_s
         retries=0,
         enable_wandb=False,

@@ -77,7 +77,8 @@ def quiet_ray_data() -> None:
     shown (Ray's own `log_once` keys): "Progress bars disabled" (`-q` turns them off) and "Truncating long operator
     name" (a bar shows a fused chain of stages by its first and last names); and Ray Data's UserWarning that a
     stage's task cap exceeds its inputs (the cap is a ceiling clipforge sets so stages leave CPUs to each other,
-    `stages.base.default_max_actors`; one download part or one block is a normal small build)."""
+    `stages.base.default_max_actors`; one download part or one block is a normal small build), and Ray Data's
+    no-available-CPU hint (below)."""
     import warnings
 
     from ray.util.debug import log_once
@@ -87,6 +88,10 @@ def quiet_ray_data() -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     log_once("ray_data_progress_manager_disabled")
     log_once("ray_data_truncate_operator_name")
+    # "The Ray cluster currently does not have any available CPUs. The Dataset job will hang…": checked once at the
+    # start of an execution, it fires when a build starts one execution while the last one's tasks still hold their
+    # CPUs (back-to-back barriers); the build's heartbeat shows a real stall.
+    log_once("cpu_warning")
 
 
 def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | None = None) -> RayInfo:

@@ -28,6 +28,7 @@ NOISE = (
     "core_worker.cc",
     "PYTHON worker processes have been started",
     "The maximum number of concurrent tasks",
+    "does not have any available CPUs",
 )
 
 
