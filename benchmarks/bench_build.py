@@ -4,6 +4,7 @@
     python benchmarks/bench_build.py --candidates 5000   # smaller
     python benchmarks/bench_build.py --smoke             # 200 candidates, no faults: does it run
     python benchmarks/bench_build.py --candidates 20000 --with-i2d   # + img2dataset on the same list, same run
+    python benchmarks/bench_build.py --candidates 20000 --with-i2d --fault-rate 0   # a web without faults
 
 The web is generated, then served from its own process (prewarmed, so rendering never limits). The build runs as
 the real CLI (`python -m pipeline.cli build CONFIG -q`) in a child process with its own local Ray (all cores); CPU and
@@ -86,6 +87,13 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--smoke", action="store_true", help="200 candidates without faults: checks the benchmark works")
     p.add_argument("--with-i2d", action="store_true", help="also run img2dataset on the same list (same run)")
+    p.add_argument(
+        "--fault-rate",
+        type=float,
+        default=None,
+        help="share of the web's URLs with a fault (404, 429, slow, reset, decompression bomb, ...); default: the "
+        "synthetic web's 0.15. 0: a clean web, every URL an image",
+    )
     p.add_argument("--i2d-processes", type=int, default=2, help="img2dataset processes_count")
     p.add_argument("--i2d-child", nargs=2, metavar=("URLS", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -102,8 +110,10 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_build_"))
     web = work / "web"
     t0 = time.monotonic()
-    no_faults = {"fault_rate": 0.0, "eval_per_concept": 1} if args.smoke else {}  # smoke: nothing to wait for
-    generate(WebConfig(seed=0, n_candidates=args.candidates, slow_seconds=6.0, **no_faults), web)
+    faults = {"fault_rate": 0.0, "eval_per_concept": 1} if args.smoke else {}  # smoke: nothing to wait for
+    if args.fault_rate is not None:
+        faults["fault_rate"] = args.fault_rate
+    generate(WebConfig(seed=0, n_candidates=args.candidates, slow_seconds=6.0, **faults), web)
     print(f"web of {args.candidates} candidates generated in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     cfg = write_config(work, web, args)
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -179,7 +189,9 @@ def report(
     stages = pq.read_table(work / "run" / "rejects", columns=["stage"])["stage"].to_pylist()
     decoded = m["download"]["rows"] - sum(s in ("download", "images") for s in stages)
     cpu = sum(tree.cpu_by_pid.values())
-    print(f"\n### Build end to end (`{COMMAND} --candidates {args.candidates}`)\n")
+    flags = " --with-i2d" if i2d else ""
+    flags += f" --fault-rate {args.fault_rate:g}" if args.fault_rate is not None else ""
+    print(f"\n### Build end to end (`{COMMAND} --candidates {args.candidates}{flags}`)\n")
     print(
         f"{os.cpu_count()} cores (shared box), local Ray, synthetic web in its own process, "
         f"{args.image_size} px output\n"
