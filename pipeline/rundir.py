@@ -149,6 +149,7 @@ def write_rejects(run: RunDir, sources: list) -> None:
     run.remove("rejects")
     fs, path = run.fs("rejects")
     for ds in sources:
-        names = [*REJECT_FILE_COLUMNS, *input_columns(ds.schema().names)]  # + the kept input columns
+        schema = ds.schema()  # None for a dataset of zero rows (nothing reached this step)
+        names = [*REJECT_FILE_COLUMNS, *input_columns(schema.names if schema else [])]  # + the kept input columns
         rejected = ds.filter(expr=col("reject_reason").is_not_null()).select_columns(names)
         rejected.rename_columns(REJECT_FILE_COLUMNS).write_parquet(path, filesystem=fs)
