@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_download import TreeSampler  # noqa: E402
+from bench_download import run_i2d as i2d_download  # noqa: E402
 
 COMMAND = "python benchmarks/bench_build.py"
 
@@ -136,31 +137,12 @@ def main() -> None:
 
 
 def run_i2d(urls: Path, out: Path, args: argparse.Namespace) -> int:
-    """img2dataset over every candidate in `urls`; the number of images it wrote (from its per-shard stats)."""
+    """img2dataset over every candidate in `urls` (bench_download's peer call: one shard per process, so its process
+    spawns are amortised); its socket timeout = the build's download.fetch.deadline_s (3 s)."""
     import pyarrow.parquet as pq
-    from img2dataset import download
 
-    # One shard per process, as bench_download does: img2dataset spawns a process per 5 shards (maxtasksperchild=5),
-    # each importing cv2, albumentations and torch; at its default 10^4-row shards that cost is amortised, and with
-    # 1,000-row shards it took ~5× the CPU per candidate here. The generous setting for the peer.
-    per_shard = max(1, -(-pq.read_metadata(urls).num_rows // args.i2d_processes))
-    download(
-        url_list=str(urls),
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        output_format="webdataset",
-        output_folder=str(out),
-        image_size=args.image_size,
-        resize_mode="center_crop",
-        processes_count=args.i2d_processes,
-        thread_count=args.threads,
-        number_sample_per_shard=per_shard,
-        timeout=3,  # = the build's download.fetch.deadline_s
-        retries=0,
-        enable_wandb=False,
-    )
-    return sum(json.loads(p.read_text())["successes"] for p in out.glob("*_stats.json"))
+    peer = argparse.Namespace(processes=args.i2d_processes, threads=args.threads, image_size=args.image_size)
+    return i2d_download(urls, out, peer, pq.read_metadata(urls).num_rows, timeout=3)
 
 
 def run_i2d_side(web: Path, work: Path, args: argparse.Namespace) -> dict:

@@ -108,8 +108,9 @@ class TreeSampler:
         self._thread.join()
 
 
-def run_i2d(urls: Path, out: Path, args: argparse.Namespace, n: int) -> int:
-    """img2dataset on `urls`; returns the number of images it wrote (from its per-shard stats)."""
+def run_i2d(urls: Path, out: Path, args: argparse.Namespace, n: int, timeout: float = 10) -> int:
+    """img2dataset on the `n` URLs of `urls` (`args`: processes, threads, image_size; `timeout`: its socket
+    timeout); returns the number of images it wrote (from its per-shard stats). bench_build runs it too."""
     from img2dataset import download
 
     # One shard per process: img2dataset spawns a process per 5 shards (maxtasksperchild=5), each importing cv2,
@@ -127,7 +128,7 @@ def run_i2d(urls: Path, out: Path, args: argparse.Namespace, n: int) -> int:
         processes_count=args.processes,
         thread_count=args.threads,
         number_sample_per_shard=per_shard,
-        timeout=10,
+        timeout=timeout,
         retries=0,
         enable_wandb=False,
     )

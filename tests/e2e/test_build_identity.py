@@ -28,19 +28,10 @@ from infra.localweb.handle import serve_in_thread
 from pipeline.build import build
 from pipeline.core.config import dump_config
 from pipeline.core.tar import iter_samples
-from tests.fixtures.builds import text_metadata
+from tests.fixtures.builds import RAY_HINTS, text_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 800
-NOISE = (
-    "Token authentication is enabled",
-    "Progress bars disabled",
-    "Truncating long operator name",
-    "core_worker.cc",
-    "PYTHON worker processes have been started",
-    "The maximum number of concurrent tasks",
-    "does not have any available CPUs",
-)
 
 
 def _compare_runs():
@@ -110,7 +101,7 @@ def test_fast_execution_writes_what_the_reference_execution_writes(ray_local, re
         )
         manifest = build(_config(web, metadata, reference), say=lambda line: None)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for noise in NOISE:  # #18 item 9: `-q` prints the kept count and the run directory, not Ray's hints
+    for noise in RAY_HINTS:  # #18 item 9: `-q` prints the kept count and the run directory, not Ray's hints
         assert noise not in proc.stdout + proc.stderr, noise
     assert manifest["counts"]["kept"] > 50 and manifest["counts"]["shards"] >= 2
     compare = _compare_runs()

@@ -19,17 +19,9 @@ from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES
 from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
+from tests.fixtures.builds import RAY_HINTS
 
 ROOT = Path(__file__).resolve().parents[2]
-NOISE = (
-    "Token authentication is enabled",
-    "Progress bars disabled",
-    "Truncating long operator name",
-    "core_worker.cc",
-    "PYTHON worker processes have been started",
-    "The maximum number of concurrent tasks",
-    "does not have any available CPUs",
-)
 
 
 def cli(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
@@ -102,7 +94,7 @@ def test_killed_build_resumes_without_redoing_parts(tmp_path):
         res = cli("build", str(cfg), "--set", "download.threads=24")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "resuming the unfinished run" in res.stdout
-    for noise in NOISE:  # #18 item 9: Ray's hints about clipforge's own choices stay off the terminal
+    for noise in RAY_HINTS:  # #18 item 9: Ray's hints about clipforge's own choices stay off the terminal
         assert noise not in res.stdout + res.stderr, noise
     assert yaml.safe_load((out / "config.yaml").read_text())["download"]["threads"] == 24
     m = re.search(
