@@ -21,6 +21,7 @@ from pipeline.build_config import BuildConfig, InputConfig
 from pipeline.core.config import dotted_items, validate_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, filesystem, read_bytes
+from pipeline.csv_rows import csv_parse_options
 from pipeline.rundir import RUN_MARKERS, RunDir
 
 URL_SAMPLE = 1000
@@ -111,7 +112,7 @@ def _first_urls(fs, path: str, fmt: str, col: str, n: int) -> list:
         if fmt in ("csv", "tsv"):
             reader = pacsv.open_csv(
                 stream,
-                parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
+                parse_options=csv_parse_options("\t" if fmt == "tsv" else ",", []),  # a sample: bad rows skipped
                 convert_options=pacsv.ConvertOptions(include_columns=[col], column_types={col: pa.string()}),
             )
             out: list = []

@@ -39,6 +39,9 @@ class InputConfig(StrictModel):
     """Input columns carried into the shard sidecars (and each sample's .json), a text-only build's curated/ files and
     rejects/, so results join back to the input (img2dataset's save_additional_columns): all, or a list ([] = none).
     A name clipforge uses itself (uid, url, ...) is kept as input_<name>. CSV/TSV values are kept as strings."""
+    on_bad_rows: Literal["error", "skip"] = "error"
+    """A CSV/TSV row that does not parse (wrong number of fields): error stops the build naming the file and line; skip
+    goes on and keeps the row's file, line and text in rejects/ as a bad_row (counted in the funnel)."""
 
 
 class TextConfig(StrictModel):

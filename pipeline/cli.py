@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.core.errors import ClipforgeError
+from pipeline.core.errors import ClipforgeError, user_error
 
 app = typer.Typer(
     name="clipforge",
@@ -108,8 +108,11 @@ def _execute_build(cfg, say, verbose: bool, quiet: bool, command: str) -> dict:
     except KeyboardInterrupt:
         typer.echo(f"\nbuild interrupted; {resume}", err=True)
         raise typer.Exit(130) from None
-    except ClipforgeError as e:
-        raise ClipforgeError(f"{e}\nThe build stopped; {resume}") from None
+    except Exception as e:
+        user = user_error(e)  # a user error raised in a Ray task arrives wrapped in the worker's traceback
+        if user is None:
+            raise
+        raise ClipforgeError(f"{user}\nThe build stopped; {resume}") from None
 
 
 def _build_command(config: Path | None, set_: list[str] | None) -> str:

@@ -6,11 +6,12 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from pipeline.build_config import InputConfig
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, Uri, exists, filesystem, list_uris
+from pipeline.csv_rows import BAD_ROW_COLUMN, bad_row_error, csv_parse_options
 
 _EXT = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
@@ -55,6 +56,7 @@ def input_columns(names: list[str]) -> list[str]:
     return [n for n in names if n not in RESERVED_COLUMNS]
 
 
+_DELIMITER = {"csv": ",", "tsv": "\t"}
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -136,7 +138,6 @@ def detect_format(paths: list[str]) -> str:
 def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
     """Candidates as a Ray Dataset with exactly the columns `url` and `caption` (strings), `rows_per_block` rows
     per block. A missing input or column is a `ClipforgeError` naming it."""
-    import pyarrow.csv as pacsv
     import ray
 
     resolved = input_files(cfg, s3)
@@ -146,21 +147,25 @@ def read_candidates(cfg: InputConfig, s3: S3Options | None = None):
     if fmt == "parquet":
         ds = ray.data.read_parquet(paths, filesystem=fs)
     elif fmt in ("csv", "tsv"):
-        opts = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+        from pipeline.csv_source import CandidateCsvSource
+
         # every value as it is written: a caption column of digits stays text, and a kept column has one type in
-        # every file (type inference runs per file)
-        header, _ = _peek(fs, paths[0], fmt)
-        strings = pacsv.ConvertOptions(column_types={name: pa.string() for name in header})
-        ds = ray.data.read_csv(paths, filesystem=fs, parse_options=opts, convert_options=strings)
+        # every file (type inference runs per file); rows that do not parse as input.on_bad_rows says
+        header, _ = _peek(fs, paths[0], fmt, cfg.on_bad_rows)
+        source = CandidateCsvSource(
+            paths, delimiter=_DELIMITER[fmt], columns=header, on_bad_rows=cfg.on_bad_rows, filesystem=fs
+        )
+        ds = ray.data.read_datasource(source)
     else:
         ds = ray.data.read_json(paths, filesystem=fs, lines=True)
-    names = ds.schema().names
+    names = [n for n in ds.schema().names if n != BAD_ROW_COLUMN]
     missing = {cfg.url_col, cfg.caption_col} - set(names)
     if missing:
         raise ClipforgeError(f"input {cfg.path!r} has no column(s) {sorted(missing)}; set input.url_col/caption_col")
     kept = input_column_map(cfg, names)
     renames = {cfg.url_col: "url", cfg.caption_col: "caption", **{k: v for k, v in kept.items() if k != v}}
-    ds = ds.select_columns([cfg.url_col, cfg.caption_col, *kept]).rename_columns(renames)
+    bad = [BAD_ROW_COLUMN] if BAD_ROW_COLUMN in ds.schema().names else []
+    ds = ds.select_columns([cfg.url_col, cfg.caption_col, *kept, *bad]).rename_columns(renames)
     return ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
 
 
@@ -177,7 +182,7 @@ def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> tuple[dic
         if fs.get_file_info(path).size == 0:
             raise ClipforgeError(f"input file {f!r} is empty (0 bytes): no candidates to build from")
         try:
-            columns, rows = _peek(fs, path, fmt)
+            columns, rows = _peek(fs, path, fmt, cfg.on_bad_rows)
         except ClipforgeError:
             raise
         except Exception as e:  # pyarrow raises ArrowInvalid/OSError/… for files that are not what they claim
@@ -197,11 +202,10 @@ def check_candidates(cfg: InputConfig, s3: S3Options | None = None) -> tuple[dic
     return found, resolved
 
 
-def _peek(fs, path: str, fmt: str) -> tuple[list[str], int | None]:
+def _peek(fs, path: str, fmt: str, on_bad_rows: str = "error") -> tuple[list[str], int | None]:
     """(column names, row count — None when it would need a full read, 0 when there is no row) of one file."""
     import json
 
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if fmt == "parquet":
@@ -209,12 +213,18 @@ def _peek(fs, path: str, fmt: str) -> tuple[list[str], int | None]:
         return meta.schema.to_arrow_schema().names, meta.num_rows
     with fs.open_input_stream(path, compression="detect") as stream:
         if fmt in ("csv", "tsv"):
-            opts = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-            reader = pacsv.open_csv(stream, parse_options=opts)
+            bad: list = []
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(use_threads=False),  # the bad row's line number is known
+                parse_options=csv_parse_options(_DELIMITER[fmt], bad),
+            )
             try:
                 first = reader.read_next_batch()
             except StopIteration:
                 return reader.schema.names, 0
+            if bad and on_bad_rows == "error":
+                raise bad_row_error(path, bad[0])
             return reader.schema.names, None if first.num_rows else 0
         head = stream.read(1 << 20).decode("utf-8", errors="replace")
     line = next((x for x in head.splitlines() if x.strip()), None)

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from curation.langid import LanguageIdentifier
 from curation.text import canonicalize_urls, clean_captions, url_uids
 from pipeline.build_config import TextConfig
+from pipeline.csv_rows import BAD_ROW_COLUMN, InputReject
 from pipeline.stages.base import CPU_HEAVY, CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
 
 
@@ -25,12 +26,22 @@ class RecordReject(StrEnum):
 
 def canonicalize(batch: pa.Table, config: None = None) -> pa.Table:
     """`url` → canonical form (raw kept in `url_raw`); `uid = sha224(canonical url)[:24]` (raw URL if it has no
-    canonical form, so a rejected row still has a stable uid); bad URLs rejected by stage `text`."""
+    canonical form, so a rejected row still has a stable uid); bad URLs — and input rows that did not parse
+    (`input.on_bad_rows: skip`; uid from the row's file, line and text) — rejected by stage `text`."""
     raw = batch["url"].combine_chunks() if isinstance(batch["url"], pa.ChunkedArray) else batch["url"]
     canon, reasons = canonicalize_urls(raw)
     url = pc.if_else(pc.is_valid(canon), canon, pc.fill_null(raw.cast(pa.string()), ""))
     batch = batch.set_column(batch.column_names.index("url"), "url", url)
-    batch = batch.append_column("url_raw", raw.cast(pa.string())).append_column("uid", url_uids(url))
+    uid = url_uids(url)
+    bad = None
+    if BAD_ROW_COLUMN in batch.column_names:  # input.on_bad_rows: skip — uid from the row's file, line and text
+        bad = batch[BAD_ROW_COLUMN].combine_chunks()
+        uid = pc.if_else(pc.is_valid(bad), url_uids(pc.fill_null(bad, "")), uid)
+        batch = batch.drop_columns([BAD_ROW_COLUMN])
+    batch = batch.append_column("url_raw", raw.cast(pa.string())).append_column("uid", uid)
+    if bad is not None:
+        reason = pc.if_else(pc.is_valid(bad), pa.scalar(InputReject.BAD_ROW.value), pa.scalar(None, pa.string()))
+        batch = mark_rejected(batch, reason, stage=TextStage.name, details=bad)
     return mark_rejected(batch, reasons, stage=TextStage.name)
 
 
