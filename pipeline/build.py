@@ -2,7 +2,7 @@
 
 Phases (the stages in the config choose which run; DESIGN.md §1):
   preflight (input files, metadata, eval sets — before anything is written)
-  ingest → canonicalize → one record per URL → text (normalise, filters, LID) → match   [work/matched]
+  ingest → canonicalize → text (normalise, filters, LID) → match → one record per URL   [work/matched]
   count₁ (entry counts, t)                                                            [stats/entry_counts_pre.npy]
   text-only: balance → curated/ + rejects/
   images: pre_balance (optional, t_pre = oversample × t) [work/selected] → download parts [work/download/part-*]
@@ -49,8 +49,8 @@ def _text_plan(cfg: BuildConfig) -> list[str]:
     return [
         "ingest",
         "canonicalize",
-        "one_record_per_url (barrier: sort by uid)",
         *[s.name for s in text_phase(cfg)],
+        "one_record_per_url (barrier: sort by uid; one matched caption drawn per URL)",
         "checkpoint work/matched",
     ]
 
@@ -313,8 +313,8 @@ def execute(cfg: BuildConfig, say: Say = print) -> dict:
 
 
 def _text_rows(cfg: BuildConfig):
-    ds = run_stages(read_candidates(cfg.input, cfg.s3), [StageSpec(canonicalize)])
-    return run_stages(one_record_per_url(ds), text_phase(cfg))
+    ds = run_stages(read_candidates(cfg.input, cfg.s3), [StageSpec(canonicalize), *text_phase(cfg)])
+    return one_record_per_url(ds, cfg.balance.seed)
 
 
 def _live(ds) -> int:

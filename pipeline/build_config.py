@@ -68,7 +68,8 @@ class BalanceConfig(StrictModel):
     tail_share: float = Field(0.06, gt=0, lt=1)
     """Tail share for t: auto (MetaCLIP's 6 % rule)."""
     seed: int = Field(0, ge=0)
-    """Seed of the per-(uid, entry) uniforms: same seed, same kept set, however the rows are partitioned."""
+    """Seed of the per-(uid, entry) uniforms (and of the draw of one matched caption per URL): same seed, same kept
+    set, however the rows are partitioned."""
     oversample: float = Field(2.0, ge=1.0)
     """pre_balance stage: cut head entries before download at t_pre = oversample × t (t from the pre-download
     counts), so downloads are not spent on rows the final balance would drop; > 1 leaves room for failed downloads

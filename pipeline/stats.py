@@ -15,7 +15,7 @@ from pipeline.core.errors import ClipforgeError
 from pipeline.rundir import RunDir
 from pipeline.stages.text import RecordReject
 
-DUPLICATE_REASONS = frozenset({RecordReject.DUPLICATE_URL})
+DUPLICATE_REASONS = frozenset({RecordReject.OTHER_CAPTION})
 
 
 def read_table(run: RunDir, name: str, columns: list[str]) -> pa.Table:
@@ -63,7 +63,7 @@ def accounting(run: RunDir, input_rows: int) -> dict:
     """Check the build invariant; raise `ClipforgeError` (the run fails loudly) if it breaks.
 
     Every input row is exactly once in the kept set (shard sidecars, or curated/ for a text-only build) or in
-    rejects/; kept uids are unique; apart from `duplicate_url` rejects (the other captions of a kept or rejected
+    rejects/; kept uids are unique; apart from `other_caption` rejects (the other captions of a kept or rejected
     URL), each distinct uid appears exactly once overall. Runs on the driver over the uid columns (fine to ~10^8
     rows; larger runs should check per uid-hash partition).
     """
@@ -79,7 +79,7 @@ def accounting(run: RunDir, input_rows: int) -> dict:
         problems.append(f"{len(everyone) - n_unique} uids appear more than once among kept and rejected rows")
     dup_uids = pc.unique(rejects.filter(pc.is_in(rejects["reason"], pa.array(sorted(DUPLICATE_REASONS))))["uid"])
     if len(dup_uids) and not pc.all(pc.is_in(dup_uids, pc.unique(everyone))).as_py():
-        problems.append("a duplicate_url reject has no kept or rejected representative")
+        problems.append("an other_caption reject has no kept or rejected representative")
     if problems:
         raise ClipforgeError(f"accounting invariant broken in {run.uri}: " + "; ".join(problems))
     return {"input_rows": input_rows, "kept": len(kept), "rejected": rejects.num_rows, "unique_uids": n_unique}

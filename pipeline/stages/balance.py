@@ -27,6 +27,7 @@ from pipeline.build_config import BalanceConfig
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
+from pipeline.stages.text import RecordReject
 
 
 class BalanceReject(StrEnum):
@@ -35,17 +36,22 @@ class BalanceReject(StrEnum):
     BALANCED_OUT = "balanced_out"  # the row's draw fell above its keep probability 1 - prod(1 - min(1, t / c_e))
 
 
-def _live_ids(batch: pa.Table) -> pa.ListArray:
+def _live_ids(batch: pa.Table, other_captions: bool = False) -> pa.ListArray:
+    """Entry ids of the live rows; with `other_captions`, also of the matched captions of a URL that were not drawn
+    (`other_caption`: MetaCLIP 2 counts every matched caption of a URL)."""
     ids = batch["entry_ids"]
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    live = pa.array(live_mask(batch))
-    return ids.filter(live)
+    rows = pa.array(live_mask(batch))
+    if other_captions and "reject_reason" in batch.column_names:
+        other = pc.equal(batch["reject_reason"], RecordReject.OTHER_CAPTION.value)
+        rows = pc.or_(rows, pc.fill_null(other, False))
+    return ids.filter(rows)
 
 
 def entry_count_block(batch: pa.Table, config: int) -> pa.Table:
     """One block → one row holding the uint64 count vector (length `config` = number of entries) of its live
-    rows' entry ids, as raw bytes."""
-    counts = entry_counts(_live_ids(batch), config)
+    rows' entry ids and its `other_caption` rows' (every matched caption counts), as raw bytes."""
+    counts = entry_counts(_live_ids(batch, other_captions=True), config)
     return pa.table({"counts": pa.array([counts.tobytes()], pa.binary())})
 
 
@@ -54,7 +60,8 @@ entry_count_block.resources = CPU_LIGHT
 
 
 def count_entries(ds, n_entries: int) -> np.ndarray:
-    """Barrier: texts per entry over the live rows of `ds`, `uint64[n_entries]` (MetaCLIP's entry_count)."""
+    """Barrier: texts per entry over the live rows of `ds` and its other matched captions of a URL,
+    `uint64[n_entries]` (MetaCLIP's entry_count)."""
     total = np.zeros(n_entries, dtype=np.uint64)
     counted = apply_stage(ds, StageSpec(entry_count_block, n_entries, batch_size=None))
     for batch in counted.iter_batches(batch_format="pyarrow", batch_size=None):

@@ -11,17 +11,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.hashing import MASK64, splitmix64, uid_to_u64
 from curation.langid import LanguageIdentifier
 from curation.text import canonicalize_urls, clean_captions, url_uids
 from pipeline.build_config import TextConfig
 from pipeline.csv_rows import BAD_ROW_COLUMN, InputReject
-from pipeline.stages.base import CPU_HEAVY, CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
+from pipeline.stages.base import (
+    CPU_HEAVY,
+    CPU_LIGHT,
+    Resources,
+    StageSpec,
+    apply_stage,
+    live_mask,
+    mark_rejected,
+    with_reject_columns,
+)
+from pipeline.stages.match import MatchReject, MatchStage
 
 
 class RecordReject(StrEnum):
     """Why one-record-per-URL rejects a row."""
 
-    DUPLICATE_URL = "duplicate_url"  # another caption of the same canonical URL was kept
+    OTHER_CAPTION = "other_caption"  # another caption of the same canonical URL was drawn (detail: which)
 
 
 def canonicalize(batch: pa.Table, config: None = None) -> pa.Table:
@@ -49,52 +60,67 @@ canonicalize.name = "canonicalize"
 canonicalize.resources = CPU_LIGHT
 
 
-def pick_one_per_url_block(block: pa.Table, config: None = None) -> pa.Table:
-    """A block holding whole uid groups → the same rows, all but one row of each repeated uid rejected as
-    `duplicate_url` (detail: "kept another caption of UID"). The representative is deterministic: a row not yet
-    rejected, then the longest caption (stripped), then the smallest caption string, then the smallest raw URL —
-    independent of input order and partitioning. Rows whose uid occurs once pass untouched (Arrow, no Python per
-    row); only the repeated uids (a few % of a web crawl) are compared in Python."""
+def pick_one_per_url_block(block: pa.Table, config: int = 0) -> pa.Table:
+    """A block holding whole uid groups (after text filters, LID and matching) → the same rows, one per repeated uid
+    representing its URL and the others rejected as `other_caption` (detail: the chosen caption, and the row's own
+    earlier reason if it had one). MetaCLIP 2's curate.py: every caption of a URL is filtered and matched, and one
+    *matched* caption is drawn — here with a hash of (uid, seed `config`) over the matched captions sorted by
+    (caption, raw URL), so the draw is independent of input order and partitioning. A URL with no matched caption
+    is represented by a `no_match` row (else any row), drawn the same way: it is counted once. Rows whose uid occurs
+    once pass untouched (Arrow, no Python per row); only the repeated uids are handled in Python."""
     counts = pc.value_counts(block["uid"])
     repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
     if len(repeated) == 0:
         return block
+    block = with_reject_columns(block)
     rows = np.flatnonzero(pc.is_in(block["uid"], value_set=repeated).to_numpy(zero_copy_only=False))
     sub = block.take(pa.array(rows, pa.int64()))
     uids = sub["uid"].to_pylist()
-    raw_captions = sub["caption"].to_pylist()
-    captions = [c or "" for c in raw_captions]
+    captions = sub["caption"].to_pylist()
     raw_urls = sub["url_raw"].to_pylist() if "url_raw" in sub.column_names else [""] * sub.num_rows
+    old_reasons, old_stages = sub["reject_reason"].to_pylist(), sub["reject_stage"].to_pylist()
     live = live_mask(sub).tolist()
-
-    def rank(i: int) -> tuple:  # smallest wins; last, an empty caption over a null one
-        return (not live[i], -len(captions[i].strip()), captions[i], raw_urls[i] or "", raw_captions[i] is None)
 
     groups: dict[str, list[int]] = {}
     for i, u in enumerate(uids):
         groups.setdefault(u, []).append(i)
-    reasons: list = [None] * block.num_rows
-    details: list = [None] * block.num_rows
-    for u, members in groups.items():
-        best = min(members, key=rank)
+    keys = list(groups)
+    draws = splitmix64(uid_to_u64(keys) ^ splitmix64(np.array([config & MASK64], np.uint64)))
+    reasons, stages, details = (block[c].to_pylist() for c in ("reject_reason", "reject_stage", "reject_detail"))
+    for u, draw in zip(keys, draws.tolist(), strict=True):
+        members = groups[u]
+        pool = (
+            [i for i in members if live[i]]
+            or [i for i in members if old_reasons[i] == MatchReject.NO_MATCH]
+            or members
+        )
+        pool.sort(key=lambda i: (captions[i] or "", captions[i] is None, raw_urls[i] or ""))
+        best = pool[draw % len(pool)]
         for i in members:
-            if i != best:
-                reasons[rows[i]] = RecordReject.DUPLICATE_URL
-                details[rows[i]] = f"kept another caption of {u}"
-    return mark_rejected(block, reasons, stage=TextStage.name, details=details)
+            if i == best:
+                continue
+            own = f"; own reason: {old_stages[i]}/{old_reasons[i]}" if old_reasons[i] else ""
+            reasons[rows[i]], stages[rows[i]] = RecordReject.OTHER_CAPTION.value, OTHER_CAPTION_STAGE
+            details[rows[i]] = f"another caption of {u} was chosen: {captions[best]!r}{own}"
+    for name, values in (("reject_reason", reasons), ("reject_stage", stages), ("reject_detail", details)):
+        block = block.set_column(block.column_names.index(name), name, pa.array(values, pa.string()))
+    return block
 
 
 pick_one_per_url_block.name = "one_record_per_url"  # type: ignore[attr-defined]
 pick_one_per_url_block.resources = CPU_LIGHT  # type: ignore[attr-defined]
 
+OTHER_CAPTION_STAGE = MatchStage.name
+"""The stage `other_caption` rejects carry: the draw follows matching (the funnel lists it there)."""
 
-def one_record_per_url(ds):
-    """Barrier: co-locate each uid's rows and keep one per URL (MetaCLIP/DataComp: one record per image URL).
+
+def one_record_per_url(ds, seed: int = 0):
+    """Barrier: co-locate each uid's rows and keep one per URL (MetaCLIP/DataComp: one record per image URL), drawn
+    among its matched captions with `seed` (`pick_one_per_url_block`).
 
     Ray Data's `groupby(k).map_groups(f)` is `sort(k)` (or a keyed repartition under a hash shuffle) followed by
     `map_batches(batch_size=None)`, whose blocks hold whole groups, and a Python call of `f` per group: 20,000
-    calls cost ~20 s of a 20k-candidate build (#19). The same shuffle with one vectorised call per block
-    (`pick_one_per_url_block`) keeps the same rows."""
+    calls cost ~20 s of a 20k-candidate build (#19). The same shuffle with one vectorised call per block does not."""
     from ray.data.context import ShuffleStrategy
 
     ctx = ds.context
@@ -102,7 +128,7 @@ def one_record_per_url(ds):
         grouped = ds.repartition(ctx.default_hash_shuffle_parallelism, keys=["uid"], sort=True)
     else:
         grouped = ds.sort("uid")
-    return apply_stage(grouped, StageSpec(pick_one_per_url_block, batch_size=None))
+    return apply_stage(grouped, StageSpec(pick_one_per_url_block, seed, batch_size=None))
 
 
 class TextStage:

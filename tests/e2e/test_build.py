@@ -117,7 +117,7 @@ def outcome(run, web):
     for u, st, r in zip(
         rejects["uid"].to_pylist(), rejects["stage"].to_pylist(), rejects["reason"].to_pylist(), strict=True
     ):
-        if r != "duplicate_url":
+        if r != "other_caption":
             status[u] = (st, r)
     for side in sorted((out / "shards").glob("*.parquet")):
         for u in pq.read_table(side, columns=["uid"])["uid"].to_pylist():
@@ -138,7 +138,7 @@ def test_accounting_invariant(run, web, outcome):
     primary = [
         u
         for u, r in zip(rejects["uid"].to_pylist(), rejects["reason"].to_pylist(), strict=True)
-        if r != "duplicate_url"
+        if r != "other_caption"
     ]
     assert len(primary) == len(set(primary)) and not set(primary) & set(kept["uid"].to_pylist())
     assert set(status) == {a["uid"] for a in answers}, "every candidate's uid is kept or rejected with a reason"

@@ -1,7 +1,7 @@
 """A text-only build ([text, match, balance]) over a synthetic-web candidate list on a local Ray.
 
 Asserts the accounting invariant from the artifacts, the reasons the web's answers predict (foreign captions →
-`lang`, repeated URLs → `duplicate_url`, junk → `no_match`), entry counts before/after balancing in stats/, and that
+`lang`, repeated URLs → `other_caption`, junk → `no_match`), entry counts before/after balancing in stats/, and that
 balancing only downsamples head entries while keeping every row whose entries are all in the tail.
 """
 
@@ -37,7 +37,7 @@ def test_accounting_and_manifest(run, web):
     assert kept.num_rows + rejects.num_rows == n_input == manifest["counts"]["input_rows"]
     assert kept.num_rows == manifest["counts"]["kept"] > 0
     assert len(pc.unique(kept["uid"])) == kept.num_rows
-    primary = rejects.filter(pc.field("reason") != "duplicate_url")
+    primary = rejects.filter(pc.field("reason") != "other_caption")
     assert not set(kept["uid"].to_pylist()) & set(primary["uid"].to_pylist())
     funnel = json.loads((out / "stats" / "funnel.json").read_text())
     assert sum(r["rows"] for r in funnel["by_reason"]) == rejects.num_rows
@@ -51,9 +51,9 @@ def test_reasons_match_the_answers(run, web):
     kept = pq.read_table(out / "curated").to_pandas()
     by_url = rejects.groupby("url")["reason"].apply(set).to_dict()
     foreign = answers[answers.lang.isin(["de", "fr", "es"])]
-    langs = [("lang" in by_url.get(u, set()) or "duplicate_url" in by_url.get(u, set())) for u in foreign.url]
+    langs = [("lang" in by_url.get(u, set()) or "other_caption" in by_url.get(u, set())) for u in foreign.url]
     assert np.mean(langs) >= 0.9, "foreign captions should be rejected by language ID"
-    assert (rejects.reason == "duplicate_url").sum() == len(answers) - answers.url.nunique()
+    assert (rejects.reason == "other_caption").sum() == len(answers) - answers.url.nunique()
     assert "no_match" in set(rejects.reason)
     assert set(kept.lang) == {"en"}
     assert all(len(ids) > 0 for ids in kept.entry_ids)
@@ -105,7 +105,7 @@ def test_stats_command_prints_the_funnel(run):
     res = _cli("stats", str(out))
     assert res.returncode == 0, res.stderr
     assert f"kept       {manifest['counts']['kept']:>10}" in res.stdout
-    assert "langid" in res.stdout and "lang" in res.stdout and "duplicate_url" in res.stdout
+    assert "langid" in res.stdout and "lang" in res.stdout and "other_caption" in res.stdout
 
 
 def test_stats_on_a_non_run_is_a_clear_error(tmp_path):
@@ -127,6 +127,7 @@ def test_build_dry_run_prints_the_plan_build_runs(run, web, metadata, tmp_path):
     planned = list(dict.fromkeys(line.split(":")[0] for line in lines[1:-1]))  # between preflight and manifest.json
     assert planned == list(manifest["seconds_by_step"]) == ["text", "balance", "write", "accounting"]
     assert lines[0].startswith("preflight") and lines[-1].startswith("manifest.json")
-    assert "text: one_record_per_url (barrier: sort by uid)" in lines and "text: match" in lines
+    pick = "text: one_record_per_url (barrier: sort by uid; one matched caption drawn per URL)"
+    assert lines.index("text: match") + 1 == lines.index(pick)  # captions are matched before one per URL is drawn
     funnel = json.loads((out / "stats" / "funnel.json").read_text())
     assert [s["stage"] for s in funnel["by_stage"]] == ["text", "langid", "match", "balance"]

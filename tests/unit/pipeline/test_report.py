@@ -41,7 +41,7 @@ FUNNEL = {
         {"stage": "langid", "reason": "lang", "rows": 8},
         {"stage": "download", "reason": "timeout", "rows": 5},
         {"stage": "zzz_custom", "reason": "odd", "rows": 3},
-        {"stage": "text", "reason": "duplicate_url", "rows": 2},
+        {"stage": "text", "reason": "other_caption", "rows": 2},
     ],
 }
 
@@ -56,7 +56,7 @@ def test_funnel_steps_follow_pipeline_order_and_add_up():
         (63, 20, 43),
         (43, 3, 40),
     ]
-    assert steps[0]["reasons"] == [("too_short", 10), ("duplicate_url", 2)]
+    assert steps[0]["reasons"] == [("too_short", 10), ("other_caption", 2)]
     assert steps[2]["reasons"] == [("http_error", 12), ("timeout", 5)]
     assert funnel_problems(FUNNEL) == []
 
