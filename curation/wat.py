@@ -170,6 +170,33 @@ def extract_pairs(source: str | os.PathLike[str] | BinaryIO, prefilter: bool = T
     return pa.table([pa.array(c, pa.string()) for c in columns], schema=PAIRS_SCHEMA), counts
 
 
+CANDIDATES_SCHEMA = pa.schema([*PAIRS_SCHEMA, ("pages", pa.int64())])
+
+
+def collapse_pairs(pairs: pa.Table) -> pa.Table:
+    """Exact (url, caption) duplicates of `pairs` (PAIRS_SCHEMA) as one row each, with `pages`: the number of
+    distinct page URLs the pair was found on. The row keeps the smallest (page_url, caption_source) of its group,
+    so the result does not depend on row order. Rows come out sorted by (url, caption); CANDIDATES_SCHEMA."""
+    if pairs.num_rows == 0:
+        return CANDIDATES_SCHEMA.empty_table()
+    keys = ["url", "caption", "page_url", "caption_source"]
+    ordered = pairs.select(PAIRS_SCHEMA.names).sort_by([(k, "ascending") for k in keys])
+    grouped = ordered.group_by(["url", "caption"], use_threads=False).aggregate(
+        [("caption_source", "first"), ("page_url", "first"), ("page_url", "count_distinct")]
+    )
+    table = pa.table(
+        {
+            "url": grouped["url"],
+            "caption": grouped["caption"],
+            "caption_source": grouped["caption_source_first"],
+            "page_url": grouped["page_url_first"],
+            "pages": grouped["page_url_count_distinct"].cast(pa.int64()),
+        },
+        schema=CANDIDATES_SCHEMA,
+    )
+    return table.sort_by([("url", "ascending"), ("caption", "ascending")])
+
+
 def looks_like_warc(head: bytes) -> bool:
     """True when the first bytes of a file (a few KiB) are a WARC record, plain or in a gzip member: what a check of
     the inputs reads before a job starts, so that a file of another kind is reported by name, not counted."""
