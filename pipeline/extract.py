@@ -266,3 +266,11 @@ def execute(cfg: ExtractConfig, files: list[str], say: Say = print) -> dict:
     if not errors:
         run.remove("work")  # after the commit point: a kill here leaves a complete run with a stale work/
     return manifest
+
+
+def extract(cfg: ExtractConfig, say: Say = print, overwrite: bool = False) -> dict:
+    """Check the inputs, open the run and execute it (Ray must be up); a complete run with the same config is
+    returned as it is. What `clipforge extract` does, as a function."""
+    files = preflight(cfg)
+    done = open_run(cfg, say, overwrite)
+    return done if done is not None else execute(cfg, files, say)

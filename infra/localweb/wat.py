@@ -110,9 +110,11 @@ def _texts(caption: str, page: int, style: int) -> tuple[dict[str, str], list[tu
     return attrs, pairs
 
 
-def _page(page: int, base: str, images: list[tuple[str, str]]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+def _page(
+    page: int, base: str, images: list[tuple[str, str]], with_base: bool = True
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """(HTML-Metadata of page `page`, its expected (url, caption, caption_source) pairs)."""
-    page_base = {3: "/img/", 7: f"{base}/img/"}.get(page % 8)
+    page_base = {3: "/img/", 7: f"{base}/img/"}.get(page % 8) if with_base else None
     links: list[dict[str, str]] = [{"path": "A@/href", "url": f"/pages/{page + 1}.html", "text": "next page"}]
     links.append({"path": "LINK@/href", "url": "/style.css", "rel": "stylesheet"})
     expected = []
@@ -176,6 +178,32 @@ def write_wat(base: str, images: list[tuple[str, str]], out: Path, n_pages: int,
     os.replace(tmp, wat / WAT_ANSWERS)
     truncated = int(n_files > 1 and n_pages > (n_files - 1) * per_file)
     return {"files": n_files, "pages": n_pages, "pairs": table.num_rows, "bad_record": 1, "truncated": truncated}
+
+
+def write_bulk_wat(
+    path: Path, base: str, images: list[tuple[str, str]], pages: range, with_base: bool = True, text_pages: int = 3
+) -> int:
+    """A fault-free WAT file of `pages` for benchmarks: per page a request-metadata record, a response-metadata record
+    with links, and `text_pages` - 1 records of pages without images (as most Common Crawl pages are); no `<base>`
+    without `with_base` (MetaCLIP's reference ignores it). Returns the metadata records written."""
+    blobs, record_no = [], 0
+    for page in pages:
+        page_url = f"{base}/pages/{page}.html"
+        req = _envelope(page_url, "request", {"HTTP-Request-Metadata": {"Request-Message": {"Method": "GET"}}})
+        html, _ = _page(page, base, images, with_base)
+        members = [req, _envelope(page_url, "response", {"HTTP-Response-Metadata": {"HTML-Metadata": html}})]
+        for k in range(text_pages - 1):
+            links = [{"path": "A@/href", "url": f"/pages/{page}/{k}.html", "text": f"more about page {page} " * 4}]
+            text = {"Head": {"Title": f"page {page} text {k}"}, "Links": links}
+            members.append(
+                _envelope(f"{page_url}?t={k}", "response", {"HTTP-Response-Metadata": {"HTML-Metadata": text}})
+            )
+        for body in members:
+            record_no += 1
+            record = warc_record("metadata", body, page_url, record_no, "application/json")
+            blobs.append(gzip.compress(record, compresslevel=6, mtime=0))
+    _atomic_write(path, b"".join(blobs))
+    return record_no
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

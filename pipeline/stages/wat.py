@@ -64,14 +64,33 @@ def extract_one(uri: str, fid: str, config: WatFilesConfig) -> int:
         table, counts = extract_pairs(local, prefilter=config.prefilter)
     else:
         fs, path = filesystem(uri, config.s3)
-        with fs.open_input_stream(path, compression=None) as stream:
-            table, counts = extract_pairs(stream, prefilter=config.prefilter)
+        with fs.open_input_stream(path, compression=None) as stream:  # sequential reads, pyarrow's read-ahead
+            table, counts = extract_pairs(_Counting(stream), prefilter=config.prefilter)
     work = Uri.parse(config.work_dir)
     with open_write(work.join("files", f"{fid}.parquet"), config.s3) as f:
         pq.write_table(table, f)
     marker = {"file": uri, **counts.as_dict()}
     write_bytes(work.join("files", f"{fid}.json"), json.dumps(marker).encode(), config.s3)
     return table.num_rows
+
+
+class _Counting:
+    """A forward-only stream that knows its position: FastWARC asks a Python stream for `tell()`, which pyarrow's
+    S3 input stream (not seekable) refuses."""
+
+    def __init__(self, stream) -> None:
+        self._stream, self._pos = stream, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n) if n is not None and n >= 0 else self._stream.read()
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readable(self) -> bool:
+        return True
 
 
 def collapse_block(block: pa.Table, config: None = None) -> pa.Table:
