@@ -180,24 +180,55 @@ def write_wat(base: str, images: list[tuple[str, str]], out: Path, n_pages: int,
     return {"files": n_files, "pages": n_pages, "pairs": table.num_rows, "bad_record": 1, "truncated": truncated}
 
 
+# What a Common Crawl response record carries besides links (a few KiB of it): HTTP headers, metas, scripts.
+_HTTP = {
+    "Response-Message": {"Version": "HTTP/1.1", "Status": "200", "Reason": "OK"},
+    "Headers-Length": "512",
+    "Entity-Length": "48213",
+    "Headers": {
+        "Date": "Thu, 01 Jan 2026 00:00:00 GMT",
+        "Content-Type": "text/html; charset=UTF-8",
+        "Server": "nginx",
+        "Cache-Control": "max-age=600",
+        "Vary": "Accept-Encoding",
+        "X-Frame-Options": "SAMEORIGIN",
+        "Strict-Transport-Security": "max-age=31536000",
+        "Set-Cookie": "session=0123456789abcdef0123456789abcdef; Path=/; HttpOnly",
+    },
+}
+_HEAD = {
+    "Metas": [
+        {"name": "viewport", "content": "width=device-width, initial-scale=1"},
+        {"name": "description", "content": "Shapes, colours and handwritten digits, photographed and drawn. " * 2},
+        {"property": "og:type", "content": "website"},
+        {"name": "robots", "content": "index, follow"},
+        {"name": "generator", "content": "WordPress 6.4"},
+    ],
+    "Link": [{"path": "LINK@/href", "url": f"/assets/style-{i}.css", "rel": "stylesheet"} for i in range(4)],
+    "Scripts": [{"path": "SCRIPT@/src", "url": f"/assets/app-{i}.js", "type": "text/javascript"} for i in range(4)],
+}
+
+
 def write_bulk_wat(
     path: Path, base: str, images: list[tuple[str, str]], pages: range, with_base: bool = True, text_pages: int = 3
 ) -> int:
     """A fault-free WAT file of `pages` for benchmarks: per page a request-metadata record, a response-metadata record
-    with links, and `text_pages` - 1 records of pages without images (as most Common Crawl pages are); no `<base>`
-    without `with_base` (MetaCLIP's reference ignores it). Returns the metadata records written."""
+    with its image links, and `text_pages` - 1 records of pages without images (as most Common Crawl records are);
+    every response carries 60 anchor links. No `<base>` without `with_base` (MetaCLIP's reference ignores it).
+    Returns the metadata records written."""
     blobs, record_no = [], 0
     for page in pages:
         page_url = f"{base}/pages/{page}.html"
+        anchors = [{"path": "A@/href", "url": f"/pages/{page}/{k}.html", "text": f"read more {k}"} for k in range(60)]
         req = _envelope(page_url, "request", {"HTTP-Request-Metadata": {"Request-Message": {"Method": "GET"}}})
         html, _ = _page(page, base, images, with_base)
-        members = [req, _envelope(page_url, "response", {"HTTP-Response-Metadata": {"HTML-Metadata": html}})]
+        html["Links"] += anchors
+        html["Head"].update(_HEAD)
+        members = [req, _envelope(page_url, "response", {"HTTP-Response-Metadata": {**_HTTP, "HTML-Metadata": html}})]
         for k in range(text_pages - 1):
-            links = [{"path": "A@/href", "url": f"/pages/{page}/{k}.html", "text": f"more about page {page} " * 4}]
-            text = {"Head": {"Title": f"page {page} text {k}"}, "Links": links}
-            members.append(
-                _envelope(f"{page_url}?t={k}", "response", {"HTTP-Response-Metadata": {"HTML-Metadata": text}})
-            )
+            text = {"Head": {"Title": f"page {page} text {k}", **_HEAD}, "Links": anchors}
+            payload = {"HTTP-Response-Metadata": {**_HTTP, "HTML-Metadata": text}}
+            members.append(_envelope(f"{page_url}?t={k}", "response", payload))
         for body in members:
             record_no += 1
             record = warc_record("metadata", body, page_url, record_no, "application/json")

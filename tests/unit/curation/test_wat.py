@@ -8,10 +8,13 @@ import io
 import json
 import subprocess
 import sys
+from urllib.parse import urljoin
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from curation.wat import PAIRS_SCHEMA, extract_pairs, image_text_pairs, looks_like_warc
+from curation.wat import PAIRS_SCHEMA, extract_pairs, image_text_pairs, joiner, looks_like_warc
 from infra.localweb.wat import warc_record
 
 PAGE = "http://example.com/dir/page.html"
@@ -189,3 +192,34 @@ def test_curation_wat_imports_no_ray_and_no_project_package():
     code = "import sys, curation.wat; print('ray' in sys.modules, [m for m in sys.modules if m[:8] == 'pipeline'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False []"
+
+
+BASES = [
+    PAGE,
+    "https://example.com",
+    "http://example.com/a/b/?q=1#f",
+    "http://user@example.com:8080/dir/",
+    "https://ex.org/a;p?q",
+    "ftp://example.com/x",
+    "http://exämple.com/x",
+]
+PREFIXES = ["", "/", "//", "///", "http://", "https://", "HTTP://", "http:", "../", "./", "?", "#", "data:", "//["]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(BASES),
+    st.sampled_from(PREFIXES),
+    st.text(alphabet="ab/.?#;:[]@%-_=&~é\x01", max_size=14),
+)
+def test_joiner_is_urljoin(base, prefix, rest):
+    raw = prefix + rest
+    if not raw:
+        return
+    try:
+        expected = urljoin(base, raw)
+    except ValueError:
+        with pytest.raises(ValueError):
+            joiner(base)(raw)
+        return
+    assert joiner(base)(raw) == expected
