@@ -100,8 +100,8 @@ def joiner(base: str) -> Callable[[str], str]:
     scheme, origin = parts.scheme, f"{parts.scheme}://{parts.netloc}"
 
     def join(raw: str) -> str:
-        if raw.startswith(_OPAQUE):  # urljoin returns a URL of another scheme unchanged
-            return raw
+        if raw.startswith(_OPAQUE) and raw.isascii() and "[" not in raw and "]" not in raw:
+            return raw  # urljoin returns a URL of another scheme unchanged (brackets: it may raise instead)
         if raw.isascii() and _NOT_TRIVIAL.search(raw) is None:
             if raw[0] == "/":
                 if raw[1:2] != "/":

@@ -203,7 +203,23 @@ BASES = [
     "ftp://example.com/x",
     "http://exämple.com/x",
 ]
-PREFIXES = ["", "/", "//", "///", "http://", "https://", "HTTP://", "http:", "../", "./", "?", "#", "data:", "//["]
+PREFIXES = [
+    "",
+    "/",
+    "//",
+    "///",
+    "http://",
+    "https://",
+    "HTTP://",
+    "http:",
+    "../",
+    "./",
+    "?",
+    "#",
+    "data:",
+    "//[",
+    "javascript://",
+]
 
 
 @settings(max_examples=3000, deadline=None)
