@@ -100,8 +100,8 @@ def worker(variant: str, files: list[str], repeats: int, dump: str) -> None:
         best = min(best, time.process_time() - t0)
         pairs = [p for got, _ in out for p in got]
         records = sum(n for _, n in out)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the dump for the comparison
     Path(dump).write_text(json.dumps(pairs))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"cpu_s": best, "records": records, "pairs": len(pairs), "rss_mib": rss}))
 
 
