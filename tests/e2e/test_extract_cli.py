@@ -81,7 +81,7 @@ def test_killed_extract_resumes_to_the_same_candidates(ray_local, tmp_path):
     images = [(f"{BASE}/img/ok/{i}/0/{i}.jpg", f"a red circle number {i % 700}") for i in range(2000)]
     files = [wat / f"crawl-{i:03d}.warc.wat.gz" for i in range(12)]
     for i, f in enumerate(files):
-        write_bulk_wat(f, BASE, images, range(i * 1000, (i + 1) * 1000))
+        write_bulk_wat(f, BASE, images, range(i * 500, (i + 1) * 500), text_pages=2)
     reference = collapse_pairs(pa.concat_tables([extract_pairs(f)[0] for f in files]))
     out = tmp_path / "out"
     markers = out / "work" / "files"
@@ -92,12 +92,13 @@ def test_killed_extract_resumes_to_the_same_candidates(ray_local, tmp_path):
     )
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and len(list(markers.glob("*.json"))) < 2:
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, "extract finished (or died) before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     time.sleep(2)  # a task in flight may still commit its file (atomically) as it goes down
     before = len(list(markers.glob("*.json")))
+    print(f"\nkilled with {before} of {len(files)} files committed")
     assert 2 <= before < len(files) and not (out / "manifest.json").exists()
     said: list[str] = []  # the re-run: same command, in this process on the session's Ray
     extract(validate_config(ExtractConfig, {"input": [str(wat)], "output": str(out)}, "test"), say=said.append)
