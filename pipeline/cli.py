@@ -127,7 +127,7 @@ def extract(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="INPUT...",
+            metavar="INPUT",
             help="WAT files (.warc.wat.gz, gzipped or not), directories, globs, s3:// prefixes or a Common Crawl "
             "listing (wat.paths.gz; relative lines are joined to extract.base_url).",
         ),

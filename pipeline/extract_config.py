@@ -31,6 +31,7 @@ class ExtractConfig(StrictModel):
     output: str = ""
     """Output directory (local path or s3://bucket/prefix): candidates/, stats/extract.json, manifest.json."""
     extract: WatConfig = WatConfig()
+    """Listings' base, the prefilter, the input check, CPUs per file task."""
     s3: S3Options = S3Options()
     """Endpoint and region for s3:// locations (credentials come from the standard AWS chain)."""
 
