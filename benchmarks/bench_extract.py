@@ -216,7 +216,8 @@ def main() -> None:
             f"({s['records'] / job['wall_s']:,.0f} records/s); {m['seconds']:.1f} s in the job itself "
             f"(extract_files {m['seconds_by_step']['extract_files']:.1f} s = "
             f"{s['records'] / max(m['seconds_by_step']['extract_files'], 1e-9):,.0f} records/s, "
-            f"dedup_pairs {m['seconds_by_step']['dedup_pairs']:.1f} s)"
+            f"dedup_pairs {m['seconds_by_step']['dedup_pairs']:.1f} s); the file tasks' own CPU time "
+            f"{s['cpu_s_in_files']:.1f} s = {s['records'] / max(s['cpu_s_in_files'], 1e-9):,.0f} records per CPU-s"
         )
     print(f"\nreproduce: {COMMAND} --files {args.files} --pages {args.pages} --repeats {args.repeats}")
 

@@ -234,6 +234,7 @@ def extract_stats(files: list[str], done: dict[str, dict], errors: list[dict], c
         "duplicates_collapsed": totals["pairs"] - candidates,
         "dropped": {reason: totals[reason] for reason in DROP_REASONS},
         "truncated_files": [f for f in files if done.get(file_id(f), {}).get("truncated")],
+        "cpu_s_in_files": round(sum(done.get(file_id(f), {}).get("cpu_s", 0.0) for f in files), 2),
         "errors": errors,
     }
 

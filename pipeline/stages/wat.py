@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -59,6 +60,7 @@ extract_files.resources = Resources(1.0, max_actors=4096)  # type: ignore[attr-d
 
 def extract_one(uri: str, fid: str, config: WatFilesConfig) -> int:
     """Extract one WAT file into WORK/files/ID.parquet, then commit WORK/files/ID.json; returns the pairs."""
+    start = time.process_time()
     local = local_path_or_none(uri)
     if local is not None:
         table, counts = extract_pairs(local, prefilter=config.prefilter)
@@ -69,7 +71,7 @@ def extract_one(uri: str, fid: str, config: WatFilesConfig) -> int:
     work = Uri.parse(config.work_dir)
     with open_write(work.join("files", f"{fid}.parquet"), config.s3) as f:
         pq.write_table(table, f)
-    marker = {"file": uri, **counts.as_dict()}
+    marker = {"file": uri, **counts.as_dict(), "cpu_s": round(time.process_time() - start, 3)}
     write_bytes(work.join("files", f"{fid}.json"), json.dumps(marker).encode(), config.s3)
     return table.num_rows
 
