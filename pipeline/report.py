@@ -156,7 +156,7 @@ def dedup(x: ReportInputs) -> str:
         body += figure(plots.cluster_bars(series), "duplicate cluster sizes")
     for step, pairs in x.pairs.items():
         if pairs:
-            body += f'<h3>Example {esc(step)} duplicates</h3><div class="grid">{"".join(map(_pair, pairs))}</div>'
+            body += f"<h3>Example {esc(step)} duplicates</h3><div class=\"grid\">{''.join(map(_pair, pairs))}</div>"
     return section("dedup", "Duplicates", body)
 
 
