@@ -222,7 +222,7 @@ PREFIXES = [
 ]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     st.sampled_from(BASES),
     st.sampled_from(PREFIXES),
