@@ -126,6 +126,59 @@ def _build_command(config: Path | None, set_: list[str] | None) -> str:
 
 
 @app.command()
+def extract(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            help="WAT files (.warc.wat.gz, gzipped or not), directories, globs, s3:// prefixes or a Common Crawl "
+            "listing (wat.paths.gz; relative lines are joined to extract.base_url).",
+        ),
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output directory (local or s3://).")],
+    set_: SetOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete an earlier extract run there first (else it resumes).")
+    ] = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+):
+    """Extract image-text pairs from Common Crawl WAT files: OUT/candidates/ (url, caption, caption_source,
+    page_url, pages; what `clipforge build --set input.path=OUT/candidates` reads), OUT/stats/extract.json and
+    OUT/manifest.json. One Ray task per file; re-running a killed run skips the files it committed."""
+    from pipeline.core.config import apply_overrides, validate_config
+    from pipeline.extract_config import ExtractConfig
+
+    source = "the command line" + (" with --set " + " ".join(set_) if set_ else "")
+    cfg = validate_config(ExtractConfig, apply_overrides({"input": inputs, "output": output}, set_ or []), source)
+    from pipeline.extract import execute, open_run, preflight
+
+    say = (lambda m: None) if quiet else (lambda m: typer.echo(f"extract: {m}"))
+    files = preflight(cfg)  # bad input exits 2 before anything is written under OUT
+    manifest = open_run(cfg, say, overwrite)
+    if manifest is None:
+        from ray.data import DataContext
+
+        from pipeline.core.ray_setup import init_ray
+
+        init_ray(verbose=verbose)
+        DataContext.get_current().enable_progress_bars = not quiet
+        manifest = execute(cfg, files, say)
+    counts = manifest["counts"]
+    typer.echo(
+        f"extract: {counts['files']} files, {counts['pairs']} pairs, {counts['candidates']} candidates "
+        f"-> {output.rstrip('/')}/candidates (stats: stats/extract.json)"
+    )
+    if manifest["status"] != "complete":
+        typer.echo(
+            f"error: {counts['errors']} file(s) could not be read (stats/extract.json lists them); "
+            "re-run the same command to retry them",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
 def train(config: ConfigArg = None, set_: SetOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False):
     """Train a CLIP model with Ray Train on a build's shards; re-running with the same name resumes."""
     import os

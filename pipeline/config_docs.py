@@ -61,9 +61,21 @@ def render() -> dict[Path, str]:
     )
     table = ["| key | default | meaning |", "|---|---|---|", *markdown_rows(BuildConfig, example)]
     doc = "# `clipforge build` configuration reference\n\nGenerated from `pipeline/build_config.py`.\n\n"
+    from pipeline.extract_config import ExtractConfig
+
+    extract = ExtractConfig.model_construct(
+        **{f: v.get_default(call_default_factory=True) for f, v in ExtractConfig.model_fields.items()}
+    )
+    extract_doc = (
+        "# `clipforge extract` configuration reference\n\nGenerated from `pipeline/extract_config.py`. "
+        "`input` and `output` come from the command line (`clipforge extract INPUT... --output OUT`); any key can be "
+        "set with `--set`, e.g. `--set extract.base_url=s3://commoncrawl/`.\n\n"
+    )
+    extract_table = ["| key | default | meaning |", "|---|---|---|", *markdown_rows(ExtractConfig, extract)]
     return {
         ROOT / "configs" / "base.yaml": head + "\n".join(yaml_lines(BuildConfig, example)) + "\n",
         ROOT / "docs" / "config_build.md": doc + "\n".join(table) + "\n",
+        ROOT / "docs" / "config_extract.md": extract_doc + "\n".join(extract_table) + "\n",
     }
 
 

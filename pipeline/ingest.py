@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass
 
@@ -76,25 +77,45 @@ def input_files(cfg: InputConfig, s3: S3Options | None = None) -> InputFiles:
     formats among them are an error. In a directory the files of `input.format` are read (auto: the one known format
     present; two are an error naming both) and the others — a README, DataComp's .npz beside each .parquet — are
     skipped and listed in `ignored`."""
-    glob = _GLOB.search(cfg.path)
-    if glob:
-        base = cfg.path[: glob.start()].rsplit("/", 1)[0] or "/"
-        pattern = str(Uri.parse(cfg.path))
-        listed = [str(u) for u in list_uris(base, s3)] if exists(base, s3) else []
-        files = [f for f in listed if fnmatch.fnmatchcase(f, pattern)]
-        if not files:
-            raise ClipforgeError(f"input.path {cfg.path!r} matches no file")
-    elif not exists(cfg.path, s3):
-        raise ClipforgeError(f"input.path {cfg.path!r} does not exist")
-    else:
-        files = [str(u) for u in list_uris(cfg.path, s3)]
-        if files:  # a directory
-            return _directory_files(cfg, files)
-        files = [str(Uri.parse(cfg.path))]
+    files, directory = expand_path(cfg.path, s3, "input.path")
+    if directory:
+        return _directory_files(cfg, files)
     return InputFiles(files, cfg.format if cfg.format != "auto" else detect_format(files), [])
 
 
+def expand_path(path: str, s3: S3Options | None = None, what: str = "input") -> tuple[list[str], bool]:
+    """(files, is a directory) for `path`: a file, a glob (`*` may cross `/`; its matches, sorted) or a directory
+    (every file under it, recursively, sorted; an empty directory gives []). A missing path or a glob that matches
+    nothing is a `ClipforgeError` naming `what` and the path."""
+    glob = _GLOB.search(path)
+    if glob:
+        base = path[: glob.start()].rsplit("/", 1)[0] or "/"
+        pattern = str(Uri.parse(path))
+        listed = [str(u) for u in list_uris(base, s3)] if exists(base, s3) else []
+        files = [f for f in listed if fnmatch.fnmatchcase(f, pattern)]
+        if not files:
+            raise ClipforgeError(f"{what} {path!r} matches no file")
+        return files, False
+    if not exists(path, s3):
+        raise ClipforgeError(f"{what} {path!r} does not exist")
+    files = [str(u) for u in list_uris(path, s3)]
+    local = Uri.parse(path)
+    if files or (not local.is_s3 and os.path.isdir(local.path)) or (local.is_s3 and not _is_object(path, s3)):
+        return files, True
+    return [str(local)], False
+
+
+def _is_object(path: str, s3: S3Options | None) -> bool:
+    """True when an S3 `path` names an object (not only a prefix)."""
+    import pyarrow.fs as pafs
+
+    fs, p = filesystem(path, s3)
+    return fs.get_file_info(p).type == pafs.FileType.File
+
+
 def _directory_files(cfg: InputConfig, files: list[str]) -> InputFiles:
+    if not files:
+        raise ClipforgeError(f"input.path {cfg.path!r} is an empty directory: no candidates to build from")
     formats = sorted({f for f in map(_format_of, files) if f})
     fmt = cfg.format
     if fmt == "auto" and len(formats) > 1:

@@ -30,7 +30,8 @@ def generate(
     ] = None,
 ) -> None:
     """Write OUT_DIR/candidates.parquet (url, caption), answers.parquet (ground truth the pipeline must not read),
-    eval/ (held-out split) and web.json. Port 0 in base_url picks a free loopback port and records it."""
+    eval/ (held-out split), wat/ (pages as Common Crawl WAT files, with their expected pairs) and web.json. Port 0
+    in base_url picks a free loopback port and records it."""
     import time
 
     from infra.localweb.config import WebConfig
@@ -51,6 +52,13 @@ def generate(
         f"  eval split: {counts['eval_images']} images of {len(info['class_names'])} classes in {out_dir / 'eval'}",
         f"  base_url: {info['base_url']}  (serve it with: clipforge web serve {out_dir})",
     ]
+    if counts.get("wat"):
+        wat = counts["wat"]
+        lines.insert(
+            -1,
+            f"  WAT files: {wat['pages']} pages in {wat['files']} files, {wat['pairs']} pairs in "
+            f"{out_dir / 'wat'} (clipforge extract {out_dir / 'wat'} --output PAIRS)",
+        )
     typer.echo("\n".join(lines))
 
 

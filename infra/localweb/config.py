@@ -85,6 +85,12 @@ class WebConfig(StrictModel):
     cache_mb: int = Field(256, ge=0, le=65536)
     """Server-side LRU cache of encoded image bytes, in MiB."""
 
+    wat_pages: int = Field(24, ge=0, le=10**6)
+    """Pages described in the web's WAT files (OUT/wat/, for `clipforge extract`); 0 writes none."""
+
+    wat_files: int = Field(3, ge=1, le=10**4)
+    """WAT files the pages are spread over (the first holds a malformed record; with 2 or more, the last is cut)."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, v: str) -> str:

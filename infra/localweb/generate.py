@@ -4,6 +4,7 @@ it never renders a candidate image and never talks to the network.
     OUT/candidates.parquet   url, caption                      (all the pipeline may read)
     OUT/answers.parquet      one row per candidate: ground truth (see ANSWERS_SCHEMA)
     OUT/eval/synthetic.parquet, OUT/eval/classnames.txt   held-out split: same concepts, other images
+    OUT/wat/*.warc.wat.gz, OUT/wat/answers.parquet   pages linking the images, as Common Crawl WAT files (wat.py)
     OUT/web.json             seed, base_url, resolved config, counts (written last: its presence means complete)
 
 Rows are written in chunks with `ParquetWriter`, so 10^6 rows take bounded memory (the plan's few integer arrays
@@ -30,6 +31,7 @@ from infra.localweb.faults import BOMB_SIDE, EXPECTED_OUTCOME, FAULTS, SERVES_IM
 from infra.localweb.plan import ROLES, RowPlan, plan_rows
 from infra.localweb.rand import hash64, randint, uniform
 from infra.localweb.render import TINY_SIDE, VARIANTS, image_bytes, image_sizes, variant_sizes
+from infra.localweb.wat import write_wat
 
 CHUNK_ROWS = 65536
 FAULT_NAMES = ("ok",) + tuple(str(f) for f in FAULTS)
@@ -73,6 +75,8 @@ def generate(cfg: WebConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     plan = plan_rows(cfg)
     counts = _write_rows(cfg, plan, out)
     counts["eval_images"] = write_eval_split(cfg, out / "eval")
+    if cfg.wat_pages:
+        counts["wat"] = _write_wat(cfg, plan, out)
     info = {
         "format": 1,
         "seed": cfg.seed,
@@ -118,6 +122,17 @@ def _write_rows(cfg: WebConfig, plan: RowPlan, out: Path) -> dict[str, Any]:
         "rows_in_dup_clusters": int((plan.dup_cluster >= 0).sum()),
         "by_concept": {CONCEPTS[i].class_name: int(n) for i, n in enumerate(per_concept)},
     }
+
+
+def _write_wat(cfg: WebConfig, plan: RowPlan, out: Path) -> dict[str, int]:
+    """OUT/wat/: pages linking about 2 × wat_pages of the web's `ok` images (each on ~2 pages), see `wat.py`."""
+    wanted = 2 * cfg.wat_pages
+    head = answer_chunk(cfg, plan, 0, min(cfg.n_candidates, 2 * wanted + 64))
+    head = head.filter(pc.equal(head["fault"], "ok"))
+    images = list(zip(head["url"].to_pylist()[:wanted], head["caption"].to_pylist()[:wanted], strict=True))
+    if not images:
+        return {}
+    return write_wat(cfg.base_url, images, out, cfg.wat_pages, cfg.wat_files)
 
 
 def answer_chunk(cfg: WebConfig, plan: RowPlan, start: int, stop: int) -> pa.Table:

@@ -20,6 +20,7 @@ EXPECTED = {
     "bench_dedup.py": "| measurement | peer | clipforge | ratio | command |",
     "bench_download.py": "round 1 fused:",
     "bench_eval.py": "smoke: clipforge zero-shot on 200 digits",
+    "bench_extract.py": "### WAT extraction",
     "bench_localweb.py": "| localweb: image GETs on loopback",
     "bench_ray_overhead.py": "### Fixed cost of one Ray Data execution",
     "bench_text.py": "- (b) normalise + filters + LID + match, end to end",

@@ -8,7 +8,7 @@ import pytest
 from pipeline import __version__
 from pipeline.cli import app
 
-SUBCOMMANDS = ["build", "train", "eval", "report", "stats", "demo", "submit", "metadata", "web", "s3"]
+SUBCOMMANDS = ["extract", "build", "train", "eval", "report", "stats", "demo", "submit", "metadata", "web", "s3"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
