@@ -92,13 +92,11 @@ def build(
 
 def _execute_build(cfg, say, verbose: bool, quiet: bool, command: str) -> dict:
     """Start Ray and run the opened build; an interruption or a user error mid-build says how to resume."""
-    from ray.data import DataContext
-
     from pipeline.build import execute
-    from pipeline.core.ray_setup import init_ray
+    from pipeline.core.ray_setup import init_ray, show_progress_bars
 
     init_ray(verbose=verbose)
-    DataContext.get_current().enable_progress_bars = not quiet
+    show_progress_bars(quiet)
     resume = (
         f"{cfg.output} keeps what was committed. Resume with the same command:\n  {command}\n"
         "or add --overwrite to start again."
@@ -157,12 +155,10 @@ def extract(
     files = preflight(cfg)  # bad input exits 2 before anything is written under OUT
     manifest = open_run(cfg, say, overwrite)
     if manifest is None:
-        from ray.data import DataContext
-
-        from pipeline.core.ray_setup import init_ray
+        from pipeline.core.ray_setup import init_ray, show_progress_bars
 
         init_ray(verbose=verbose)
-        DataContext.get_current().enable_progress_bars = not quiet
+        show_progress_bars(quiet)
         manifest = execute(cfg, files, say)
     counts = manifest["counts"]
     typer.echo(

@@ -94,6 +94,16 @@ def quiet_ray_data() -> None:
     log_once("cpu_warning")
 
 
+def show_progress_bars(quiet: bool) -> None:
+    """Ray Data's progress bars (one per execution, and the parquet reader's "Parquet dataset sampling") on a
+    terminal unless `-q`; never into a log or a pipe, where each redraw is one more line of noise (#18 item 9)."""
+    import sys
+
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = not quiet and sys.stderr.isatty()
+
+
 def init_ray(verbose: bool = False, num_cpus: int | None = None, address: str | None = None) -> RayInfo:
     """Connect to or start Ray once per process and return what it is; calling again reuses the session.
 
