@@ -7,7 +7,8 @@ redirects are followed by hand, each hop re-validated, at most `max_redirects`; 
 DNS-to-last-byte of every attempt, redirect and retry wait; the body is capped (Content-Length early, then
 streamed); the Content-Type must look like an image; `X-Robots-Tag` opt-outs are honoured; 429/5xx/connection
 errors are retried with backoff (Retry-After respected up to a cap); a `Fetcher` caps concurrent downloads per
-host. Every outcome is a `FetchResult` with a `FetchStatus`, never an exception.
+host; a URL (or redirect hop) that an opt-out registry lists (`curation.optout`) is refused before DNS. Every
+outcome is a `FetchResult` with a `FetchStatus`, never an exception.
 
 Known limits: getaddrinfo cannot be interrupted, so DNS time is bounded by the system resolver's own timeouts
 (the deadline is checked right after); one connection per download (no keep-alive), as img2dataset.
@@ -40,6 +41,7 @@ from curation.fetch_http import (
     system_resolver,
 )
 from curation.netrange import parse_networks
+from curation.optout import OptOutRegistry
 
 __all__ = ["FetchConfig", "FetchResult", "FetchStatus", "Fetcher", "fetch_columns", "fetch_many", "fetch_url"]
 
@@ -103,8 +105,10 @@ class Fetcher:
         resolver: Resolver | None = None,
         connect: Connect | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        opt_out: OptOutRegistry | None = None,
     ) -> None:
         self.cfg = cfg
+        self._opt_out = opt_out if opt_out is not None and len(opt_out) else None
         self._resolver = resolver or system_resolver
         self._connect = connect or system_connect
         self._sleep = sleep
@@ -194,6 +198,10 @@ class Fetcher:
         """One request chain: validate, request, and follow redirects by hand, re-validating every hop."""
         current, seen = url, {url}
         for hop in range(self.cfg.max_redirects + 1):
+            listed = self._opt_out.match(current) if self._opt_out is not None else None
+            if listed is not None:  # before DNS and any connection, on the first URL and on every redirect hop
+                status = FetchStatus.opt_out_registry
+                return _Outcome(status, f"registry entry {listed}", final_url=current, redirects=hop)
             target = validate_url(current, self.cfg, self._allow, self._deny, self._resolver)
             if isinstance(target, Refusal):
                 return _Outcome(target.status, target.detail, final_url=current, redirects=hop, address=target.address)

@@ -34,6 +34,7 @@ class FetchStatus(StrEnum):
     truncated = "truncated"  # the body ended before its declared length
     bad_content_type = "bad_content_type"  # text/html, video/*, a content-encoding, …
     opt_out = "opt_out"  # X-Robots-Tag forbids AI use / indexing for us
+    opt_out_registry = "opt_out_registry"  # the do-not-train registry lists the URL (detail: the entry); no request
     unexpected_error = "unexpected_error"  # a bug: reported as a value so a batch never dies
 
 

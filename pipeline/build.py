@@ -30,6 +30,7 @@ from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
 from pipeline.stages.base import StageSpec, run_stages, setup_scope
+from pipeline.stages.download import load_opt_out
 from pipeline.stages.match import MatchStage, MatchStageConfig, load_entries
 from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
 from pipeline.stats import accounting, funnel, package_versions
@@ -184,6 +185,8 @@ def preflight(cfg: BuildConfig) -> Inputs:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r}: {e}") from None
         if not entries:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r} is an empty list")
+    if "download" in cfg.stages:
+        load_opt_out(cfg.download.opt_out_registry, cfg.s3)  # malformed: exit 2 naming the file and line
     eval_sets = [s.path for s in cfg.dedup.eval_sets] if "dedup" in cfg.stages else []
     for s in cfg.dedup.eval_sets if "dedup" in cfg.stages else []:
         if not exists(s.path, cfg.s3):

@@ -192,7 +192,7 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Tra
     n_parts = max(1, math.ceil(len(uids) / cfg.download.rows_per_part))
     expected = {int(p) for p in np.unique(uid_buckets(uids, n_parts, PART_SALT))} or {0}
     out_dir = run.path("work", "download")
-    fetch = FetchImagesConfig(download=cfg.download, image=cfg.image)
+    fetch = FetchImagesConfig(download=cfg.download, image=cfg.image, s3=cfg.s3)
     before = committed_parts(out_dir, cfg.s3) & expected
     pending = sorted(expected - before)
     say(

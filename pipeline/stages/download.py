@@ -25,7 +25,10 @@ from pydantic import Field
 from curation.fetch import Fetcher
 from curation.fetch_config import FetchConfig, FetchResult, FetchStatus
 from curation.images import ImageConfig, ImageStatus, process_images
+from curation.optout import OptOutRegistry
 from pipeline.core.config import StrictModel
+from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import S3Options, read_bytes
 from pipeline.stages.base import IO_BOUND, Resources, live_mask, mark_rejected
 
 DOWNLOAD = "download"
@@ -44,6 +47,9 @@ class DownloadConfig(StrictModel):
     process_slots: int = Field(0, ge=0, le=512)
     """`clipforge build` (fused download + image stage): at most this many of a task's threads decode, resize and
     encode at once; the others keep downloading. 0 = the CPU cores the worker process may run on."""
+    opt_out_registry: str = ""
+    """A do-not-train list (local path or s3://): domains, URL prefixes or globs, one a line (docs/build.md). A listed
+    URL, or a redirect to one, is never requested: rejected as opt_out_registry. Empty: none."""
     rows_per_part: int = Field(1000, ge=1)
     """`clipforge build`: rows per download part, the unit of resume. Rows go to parts by a hash of their uid; each
     part's result is committed atomically under RUN/work/download/, and a re-run downloads only uncommitted parts."""
@@ -56,6 +62,22 @@ class FetchImagesConfig(StrictModel):
     """Fetch policy and threads per task (each thread also decodes what it fetched)."""
     image: ImageConfig = ImageConfig()
     """Validation, resize and encoding (see curation.images.ImageConfig)."""
+    s3: S3Options = S3Options()
+    """Where `download.opt_out_registry` is read from, if it is on S3."""
+
+
+def load_opt_out(uri: str, s3: S3Options | None = None) -> OptOutRegistry:
+    """The registry at `uri` (empty for ""); unreadable or malformed is a `ClipforgeError` naming file and line."""
+    if not uri:
+        return OptOutRegistry()
+    try:
+        text = read_bytes(uri, s3).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClipforgeError(f"download.opt_out_registry {uri!r}: {e}") from None
+    try:
+        return OptOutRegistry.parse(text, source=uri)
+    except ValueError as e:
+        raise ClipforgeError(f"download.opt_out_registry: {e}") from None
 
 
 FETCH_COLUMNS = {
@@ -111,7 +133,8 @@ class FetchImagesStage:
 
     def __init__(self, config: FetchImagesConfig) -> None:
         self.config = config
-        self.fetcher = Fetcher(config.download.fetch)
+        registry = load_opt_out(config.download.opt_out_registry, config.s3)
+        self.fetcher = Fetcher(config.download.fetch, opt_out=registry)
         self._slots = threading.BoundedSemaphore(process_slots(config.download.process_slots))
 
     def _one(self, url: str) -> tuple[FetchResult, dict | None]:

@@ -226,3 +226,13 @@ def test_an_interrupted_build_says_how_to_resume(inputs, monkeypatch, capsys, st
     assert "Resume with the same command:\n  clipforge build configs/base.yaml --set" in err
     assert f"output={tmp / 'run'}" in err and "'stages=[text,match]'" in err and "add --overwrite" in err
     assert (tmp / "run" / "config.yaml").exists()  # the run was opened: the command resumes it
+
+
+def test_a_malformed_opt_out_registry_is_named_before_ray(inputs, no_ray):
+    tmp, cands, meta = inputs
+    (tmp / "optout.txt").write_text("example.com\nexample .org\n")
+    args = build_args(cands, meta, tmp / "run", "stages=[text,match,download]")
+    res = cli(*args, "--set", f"download.opt_out_registry={tmp / 'optout.txt'}", no_ray=no_ray)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"download.opt_out_registry: {tmp / 'optout.txt'} line 2: 'example .org' holds a space" in res.stderr
+    assert not (tmp / "run").exists()

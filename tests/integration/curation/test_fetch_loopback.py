@@ -409,3 +409,14 @@ def test_fetch_many_keeps_order_and_never_raises(server, guard):
         FetchStatus.bad_scheme,
         FetchStatus.bad_content_type,
     ]
+
+
+def test_a_redirect_to_a_registry_listed_url_is_not_followed(server, guard):
+    """The opt-out registry is checked on every hop: /r1 redirects to /img.png, which the registry lists."""
+    from curation.optout import OptOutRegistry
+
+    registry = OptOutRegistry.parse(f"{_url(server, '/img')}\n", source="optout.txt")
+    before = len(server.state.hits.get("/img.png", []))
+    r = Fetcher(_cfg(), resolver=_no_dns, connect=guard, opt_out=registry).fetch(_url(server, "/r1"))
+    assert (r.status, r.redirects) == (FetchStatus.opt_out_registry, 1) and "optout.txt line 1" in r.detail
+    assert len(server.state.hits.get("/img.png", [])) == before  # the listed URL was never requested

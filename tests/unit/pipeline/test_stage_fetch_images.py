@@ -101,3 +101,19 @@ def test_without_live_rows():
     out = stage({}, ImageConfig())(batch)
     assert out["reject_reason"].to_pylist() == ["x"] and out["image"].to_pylist() == [None]
     assert set(FETCH_COLUMNS) | set(IMAGE_COLUMNS) <= set(out.column_names)
+
+
+def test_the_opt_out_registry_rejects_listed_rows_before_any_request(tmp_path):
+    """The stage reads download.opt_out_registry itself (once per worker) and hands it to its real Fetcher: listed
+    URLs end as opt_out_registry (stage download) without DNS or a connection (the hosts do not exist)."""
+    (tmp_path / "optout.txt").write_text("# opt-outs\nnot-for-training.invalid\nhttps://shop.invalid/private/\n")
+    download = DownloadConfig(fetch=FetchConfig(), threads=2, opt_out_registry=str(tmp_path / "optout.txt"))
+    s = FetchImagesStage(FetchImagesConfig(download=download, image=ImageConfig(image_size=64)))
+    urls = ["http://img.not-for-training.invalid/a.jpg", "https://shop.invalid/private/b.png"]
+    out = s(pa.table({"uid": ["a", "b"], "url": urls}))
+    assert out["reject_reason"].to_pylist() == ["opt_out_registry"] * 2
+    assert out["reject_stage"].to_pylist() == ["download"] * 2
+    details = out["reject_detail"].to_pylist()
+    assert "'not-for-training.invalid'" in details[0] and "optout.txt line 2" in details[0]
+    assert "optout.txt line 3" in details[1]
+    assert out["http_status"].to_pylist() == [0, 0]  # no response: nothing was requested
