@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import math
 import ssl
 import threading
 import time
@@ -42,6 +43,7 @@ from curation.fetch_http import (
 )
 from curation.netrange import parse_networks
 from curation.optout import OptOutRegistry
+from curation.robots import ROBOTS_MAX_BYTES, RobotsFile, RobotsPolicy, origin_of, robots_url
 
 __all__ = ["FetchConfig", "FetchResult", "FetchStatus", "Fetcher", "fetch_columns", "fetch_many", "fetch_url"]
 
@@ -106,9 +108,13 @@ class Fetcher:
         connect: Connect | None = None,
         sleep: Callable[[float], None] = time.sleep,
         opt_out: OptOutRegistry | None = None,
+        robots: RobotsPolicy | None = None,
     ) -> None:
         self.cfg = cfg
         self._opt_out = opt_out if opt_out is not None and len(opt_out) else None
+        self._robots = robots
+        self._turns: dict[str, threading.Lock] = {}  # origin -> its Crawl-delay turn
+        self._last_end: dict[str, float] = {}  # origin -> when its last download ended
         self._resolver = resolver or system_resolver
         self._connect = connect or system_connect
         self._sleep = sleep
@@ -152,8 +158,13 @@ class Fetcher:
         attempts, out = 0, _Outcome(FetchStatus.unexpected_error)
         try:
             with self._host_slot(url):
-                deadline = Deadline(self.cfg.deadline_s)
-                out, attempts = self._with_retries(url, deadline)
+                refused = self._listed(url, 0) or self._robots_refusal(url)
+                if refused is not None:
+                    out = refused
+                else:
+                    with self._crawl_turn(url):
+                        deadline = Deadline(self.cfg.deadline_s)
+                        out, attempts = self._with_retries(url, deadline)
         except Exception as e:  # never let one URL kill a batch
             out = _Outcome(FetchStatus.unexpected_error, f"{type(e).__name__}: {e}")
         return FetchResult(
@@ -169,6 +180,44 @@ class Fetcher:
             elapsed_s=time.monotonic() - start,
             address=out.address,
         )
+
+    def _listed(self, url: str, hop: int) -> _Outcome | None:
+        """The opt-out registry, before DNS, robots.txt and any connection, on the first URL and every redirect hop."""
+        entry = self._opt_out.match(url) if self._opt_out is not None else None
+        if entry is None:
+            return None
+        return _Outcome(FetchStatus.opt_out_registry, f"registry entry {entry}", final_url=url, redirects=hop)
+
+    def _robots_refusal(self, url: str) -> _Outcome | None:
+        """robots.txt before the first request: a disallowed URL, or an origin whose Crawl-delay is above
+        `max_crawl_delay_s` (not crawled rather than crawled faster than it asked)."""
+        if self._robots is None:
+            return None
+        why = self._robots.check(url)
+        if why is None and self._robots.crawl_delay(url) > self.cfg.max_crawl_delay_s:
+            delay = self._robots.crawl_delay(url)
+            why = f"Crawl-delay {delay:g} s > download.fetch.max_crawl_delay_s {self.cfg.max_crawl_delay_s:g}"
+        return None if why is None else _Outcome(FetchStatus.robots_disallowed, why, final_url=url)
+
+    @contextlib.contextmanager
+    def _crawl_turn(self, url: str):
+        """Under a robots.txt Crawl-delay, one download at a time per origin, each starting at least the delay
+        after the previous one *ended*: the gap holds at the server however the network delays a request."""
+        delay = self._robots.crawl_delay(url) if self._robots is not None else 0.0
+        if delay <= 0:
+            yield
+            return
+        origin = origin_of(url) or ""
+        with self._lock:
+            turn = self._turns.setdefault(origin, threading.Lock())
+        with turn:
+            wait = self._last_end.get(origin, -math.inf) + delay - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+            try:
+                yield
+            finally:
+                self._last_end[origin] = time.monotonic()
 
     def fetch_many(self, urls: Sequence[str], threads: int = 16) -> list[FetchResult]:
         """Download all URLs with a pool of `threads`; results in input order."""
@@ -198,10 +247,12 @@ class Fetcher:
         """One request chain: validate, request, and follow redirects by hand, re-validating every hop."""
         current, seen = url, {url}
         for hop in range(self.cfg.max_redirects + 1):
-            listed = self._opt_out.match(current) if self._opt_out is not None else None
-            if listed is not None:  # before DNS and any connection, on the first URL and on every redirect hop
-                status = FetchStatus.opt_out_registry
-                return _Outcome(status, f"registry entry {listed}", final_url=current, redirects=hop)
+            listed = self._listed(current, hop)
+            if listed is not None:
+                return listed
+            why = self._robots.check(current) if self._robots is not None else None
+            if why is not None:  # robots.txt, on the first URL and every redirect hop, before any image request
+                return _Outcome(FetchStatus.robots_disallowed, why, final_url=current, redirects=hop)
             target = validate_url(current, self.cfg, self._allow, self._deny, self._resolver)
             if isinstance(target, Refusal):
                 return _Outcome(target.status, target.detail, final_url=current, redirects=hop, address=target.address)
@@ -308,3 +359,24 @@ def fetch_many(
     batch × typical image size fits (the per-body cap is `cfg.max_bytes`).
     """
     return Fetcher(cfg, resolver=resolver, connect=connect).fetch_many(urls, threads)
+
+
+def robots_fetch_config(cfg: FetchConfig) -> FetchConfig:
+    """The image fetch policy for robots.txt itself: the same guards (addresses, ports, deadline, redirects,
+    retries), any content type, up to `ROBOTS_MAX_BYTES`, and no X-Robots-Tag or robots.txt check of its own."""
+    return cfg.model_copy(
+        update={
+            "allowed_content_types": ["*/*"],
+            "denied_content_types": [],
+            "allow_missing_content_type": True,
+            "max_bytes": ROBOTS_MAX_BYTES,
+            "honor_robots_tag": False,
+            "robots_txt": False,
+        }
+    )
+
+
+def fetch_robots(origin: str, fetcher: Fetcher) -> RobotsFile:
+    """`origin`'s robots.txt through `fetcher` (built with `robots_fetch_config`), as an RFC 9309 decision."""
+    r = fetcher.fetch(robots_url(origin))
+    return RobotsFile.from_fetch(origin, str(r.status), r.http_status, r.body, r.detail)

@@ -35,6 +35,7 @@ class FetchStatus(StrEnum):
     bad_content_type = "bad_content_type"  # text/html, video/*, a content-encoding, …
     opt_out = "opt_out"  # X-Robots-Tag forbids AI use / indexing for us
     opt_out_registry = "opt_out_registry"  # the do-not-train registry lists the URL (detail: the entry); no request
+    robots_disallowed = "robots_disallowed"  # robots.txt forbids it, or its origin's robots.txt is unreachable
     unexpected_error = "unexpected_error"  # a bug: reported as a value so a batch never dies
 
 
@@ -52,6 +53,12 @@ class FetchConfig(StrictModel):
     """Refuse images whose X-Robots-Tag carries one of `disallowed_directives` (status opt_out)."""
     disallowed_directives: list[str] = ["noai", "noimageai", "noindex", "noimageindex"]
     """img2dataset's default set; "none" counts as noindex."""
+    robots_txt: bool = True
+    """Honour robots.txt (RFC 9309) for the `robots_ua_tokens`: fetched once per origin through this fetcher's
+    guards; a disallowed URL is robots_disallowed; 4xx = all allowed, 5xx/unreachable = origin disallowed."""
+    max_crawl_delay_s: float = Field(5.0, ge=0)
+    """Honour a robots.txt Crawl-delay up to this many seconds between downloads from one origin; an origin asking
+    for more is not crawled (robots_disallowed) rather than crawled faster than it asked."""
     deadline_s: float = Field(20.0, gt=0)
     """Total wall-clock budget per URL: DNS, connect, TLS, headers, body, every redirect, retry and backoff."""
     connect_timeout_s: float = Field(5.0, gt=0)

@@ -8,17 +8,21 @@ entry), and their membership is a hash of the uid, so a re-run of a killed build
 
 from __future__ import annotations
 
+import io
 import math
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from curation.balancing import entry_counts
 from pipeline.build_config import BuildConfig
 from pipeline.core.errors import ClipforgeError
+from pipeline.core.storage import write_bytes
 from pipeline.dedup import (
     DedupRejectConfig,
     DedupRejectStage,
@@ -187,14 +191,17 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Tra
     """Download every live row of `selected` in parts, skipping parts a killed earlier run committed. Returns
     {rows, parts, committed_before, downloaded_now}; raises if a part is still missing afterwards. `track` gets a
     function that counts the parts committed so far (the heartbeat's progress)."""
-    live = read_table(run, "work/selected", ["uid", "reject_reason"])
-    uids = live.filter(pc.is_null(live["reject_reason"]))["uid"]
+    live = read_table(run, "work/selected", ["uid", "url", "reject_reason"])
+    live = live.filter(pc.is_null(live["reject_reason"]))
+    uids = live["uid"]
     n_parts = max(1, math.ceil(len(uids) / cfg.download.rows_per_part))
     expected = {int(p) for p in np.unique(uid_buckets(uids, n_parts, PART_SALT))} or {0}
     out_dir = run.path("work", "download")
     fetch = FetchImagesConfig(download=cfg.download, image=cfg.image, s3=cfg.s3)
     before = committed_parts(out_dir, cfg.s3) & expected
     pending = sorted(expected - before)
+    if cfg.download.fetch.robots_txt and pending:
+        fetch = fetch.model_copy(update={"robots_file": robots_once(cfg, run, live["url"], say)})
     say(
         f"download: {len(uids)} rows in {len(expected)} parts; {len(before)} committed by an earlier run, "
         f"{len(pending)} to download"
@@ -221,6 +228,36 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Tra
     if missing:
         raise ClipforgeError(f"download parts {sorted(missing)[:10]} were not committed; re-run to finish them")
     return {"rows": len(uids), "parts": len(expected), "committed_before": len(before), "downloaded_now": len(pending)}
+
+
+ROBOTS_THREADS = 32
+
+
+def robots_once(cfg: BuildConfig, run: RunDir, urls: pa.ChunkedArray, say: Say) -> str:
+    """robots.txt of every origin among `urls`, fetched once per run through the guarded fetcher (threads on the
+    driver: one small request per origin) and committed as work/robots.parquet, which a resumed run reuses; returns
+    its URI. The download tasks read it, so no task fetches an origin's robots.txt again (RFC 9309's caching
+    within a run). At ~10^6 origins this is minutes on the driver: host-partitioned downloads (#23) would move it
+    into the parts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curation.fetch import Fetcher, fetch_robots, robots_fetch_config
+    from curation.robots import origin_of
+    from pipeline.stages.download import robots_table
+
+    uri = run.path("work", "robots.parquet")
+    if run.exists("work", "robots.parquet"):
+        return uri
+    origins = sorted({o for o in map(origin_of, pc.unique(urls).to_pylist()) if o})
+    fetcher = Fetcher(robots_fetch_config(cfg.download.fetch))
+    with ThreadPoolExecutor(max_workers=max(1, min(ROBOTS_THREADS, len(origins)))) as pool:
+        files = list(pool.map(lambda o: fetch_robots(o, fetcher), origins))
+    buf = io.BytesIO()
+    pq.write_table(robots_table(files), buf)
+    write_bytes(uri, buf.getvalue(), cfg.s3)  # whole or not at all: a resumed run reuses it
+    states = Counter(str(f.state) for f in files)
+    say(f"robots.txt: {len(files)} origins: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    return uri
 
 
 def _write_empty_part(run: RunDir, fetch: FetchImagesConfig, out_dir: str, s3) -> None:

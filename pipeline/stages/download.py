@@ -22,10 +22,11 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from curation.fetch import Fetcher
+from curation.fetch import Fetcher, fetch_robots, robots_fetch_config
 from curation.fetch_config import FetchConfig, FetchResult, FetchStatus
 from curation.images import ImageConfig, ImageStatus, process_images
 from curation.optout import OptOutRegistry
+from curation.robots import RobotsFile, RobotsPolicy, RobotsState
 from pipeline.core.config import StrictModel
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, read_bytes
@@ -63,7 +64,34 @@ class FetchImagesConfig(StrictModel):
     image: ImageConfig = ImageConfig()
     """Validation, resize and encoding (see curation.images.ImageConfig)."""
     s3: S3Options = S3Options()
-    """Where `download.opt_out_registry` is read from, if it is on S3."""
+    """Where `download.opt_out_registry` and `robots_file` are read from, if on S3."""
+    robots_file: str = ""
+    """The run's robots.txt table (work/robots.parquet, one row per origin, fetched before the downloads); with
+    `download.fetch.robots_txt` on, origins not in it (redirect targets) are fetched on first use."""
+
+
+ROBOTS_SCHEMA = pa.schema(
+    [("origin", pa.string()), ("state", pa.string()), ("body", pa.string()), ("detail", pa.string())]
+)
+"""work/robots.parquet: one row per origin (`curation.robots.RobotsFile`)."""
+
+
+def load_robots(uri: str, s3: S3Options | None = None) -> list[RobotsFile]:
+    """The robots.txt table at `uri` (none for "")."""
+    if not uri:
+        return []
+    import io
+
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(io.BytesIO(read_bytes(uri, s3))).to_pylist()
+    return [RobotsFile(r["origin"], RobotsState(r["state"]), r["body"] or "", r["detail"] or "") for r in rows]
+
+
+def robots_table(files: list[RobotsFile]) -> pa.Table:
+    cols = {"origin": [f.origin for f in files], "state": [str(f.state) for f in files]}
+    cols |= {"body": [f.body for f in files], "detail": [f.detail for f in files]}
+    return pa.table(cols, schema=ROBOTS_SCHEMA)
 
 
 def load_opt_out(uri: str, s3: S3Options | None = None) -> OptOutRegistry:
@@ -134,7 +162,15 @@ class FetchImagesStage:
     def __init__(self, config: FetchImagesConfig) -> None:
         self.config = config
         registry = load_opt_out(config.download.opt_out_registry, config.s3)
-        self.fetcher = Fetcher(config.download.fetch, opt_out=registry)
+        robots = None
+        if config.download.fetch.robots_txt:
+            robots_fetcher = Fetcher(robots_fetch_config(config.download.fetch))
+            robots = RobotsPolicy(
+                config.download.fetch.robots_ua_tokens,
+                load_robots(config.robots_file, config.s3),
+                lambda origin: fetch_robots(origin, robots_fetcher),
+            )
+        self.fetcher = Fetcher(config.download.fetch, opt_out=registry, robots=robots)
         self._slots = threading.BoundedSemaphore(process_slots(config.download.process_slots))
 
     def _one(self, url: str) -> tuple[FetchResult, dict | None]:
