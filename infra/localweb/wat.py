@@ -268,9 +268,9 @@ def _crawl_link(url: str, caption: str, base: str, page_base: str | None, row: i
 
 
 def write_crawl_wat(base: str, rows: list[tuple[str, str]], out: Path, n_files: int) -> dict[str, int]:
-    """The web's whole candidate list as a crawl: out/crawl/crawl-0000N.warc.wat.gz, pages of IMG_PER_PAGE images in
-    candidate order (so a URL the web repeats with another caption is on another page with another alt), each
-    candidate linked once in write_wat's URL forms (every 25th again on the next page, same alt: an exact
+    """The web's whole candidate list as a crawl: out/crawl/crawl-0000N.warc.wat.gz, pages of IMAGES_PER_PAGE images
+    in candidate order (so a URL the web repeats with another caption is, as a rule, on another page with another
+    alt), each candidate linked once in write_wat's URL forms (every 25th again on the next page, same alt: an exact
     duplicate), plus per page one link extraction drops. No fault: every candidate is found. out/crawl/answers.parquet
     holds the expected pairs (PAIRS_SCHEMA, per record, not collapsed). Returns the counts for web.json."""
     crawl = out / CRAWL_DIR
@@ -305,7 +305,8 @@ def write_crawl_wat(base: str, rows: list[tuple[str, str]], out: Path, n_files: 
             record = warc_record("metadata", body, page_url, record_no := record_no + 1, "application/json")
             blobs.append(gzip.compress(record, compresslevel=1, mtime=0))
         _atomic_write(crawl / crawl_name(f), b"".join(blobs))
-    table = pa.table([list(col) for col in zip(*answers, strict=True)], schema=PAIRS_SCHEMA)
+    columns = [list(col) for col in zip(*answers, strict=True)] or [[] for _ in PAIRS_SCHEMA]
+    table = pa.table(columns, schema=PAIRS_SCHEMA)
     tmp = crawl / (CRAWL_ANSWERS + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, crawl / CRAWL_ANSWERS)
