@@ -25,6 +25,8 @@ from pipeline.build_images import image_steps
 from pipeline.core.config import config_hash, dump_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import Uri, exists
+from pipeline.extract import KIND as EXTRACT_KIND
+from pipeline.extract import extract_source
 from pipeline.ingest import check_candidates, input_columns, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
@@ -297,6 +299,9 @@ def execute(cfg: BuildConfig, say: Say = print) -> dict:
     run = RunDir(cfg.output, cfg.s3)
     start = time.monotonic()
     state = BuildState(cfg, run, say)
+    source = extract_source(cfg.input.path, cfg.s3)  # the extraction funnel, kept with the run (the report's)
+    if source is not None:
+        run.write_json("stats/extract.json", {"extract": source["extract"], **source["stats"]})
     with setup_scope():  # each worker builds a stage (fastText, the matcher) once for the whole build
         run_steps(state, steps(cfg))
     outputs, check = state.values["outputs"], state.values["accounting"]
@@ -309,6 +314,8 @@ def execute(cfg: BuildConfig, say: Say = print) -> dict:
         "seconds_by_step": state.clock.seconds,
         "versions": package_versions(),
     }
+    if source is not None:
+        manifest["input"] = {"kind": EXTRACT_KIND, "extract": source["extract"], "stats": "stats/extract.json"}
     manifest["counts"] = {"input_rows": check["input_rows"], **manifest["counts"], "rejected": check["rejected"]}
     run.write_json("manifest.json", manifest)
     run.remove("work")  # after the commit point: a kill here leaves a complete run with a stale work/

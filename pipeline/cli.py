@@ -383,13 +383,29 @@ def demo(
     ] = None,
     size: Annotated[int, typer.Option(help="Number of synthetic candidates.")] = 4000,
     steps: Annotated[int, typer.Option(help="Training steps (global batch 64).")] = 900,
+    from_list: Annotated[
+        bool,
+        typer.Option(
+            "--from-list",
+            help="Build from the web's candidate list (web/candidates.parquet) instead of extracting its crawl's "
+            "WAT files first.",
+        ),
+    ] = False,
     verbose: VerboseOpt = False,
 ):
-    """Run the main job end to end on the embedded default: a synthetic web on 127.0.0.1, a local Ray, build ->
-    train -> eval -> report."""
+    """Run the main job end to end on the embedded default: a synthetic web on 127.0.0.1 and its crawl (WAT files),
+    a local Ray, extract -> build -> train -> eval -> report."""
     from pipeline.app.demo import run_demo
 
-    run_demo(workdir=workdir, use_s3=s3, size=size, steps=steps, verbose=verbose, s3_endpoint=s3_endpoint)
+    run_demo(
+        workdir=workdir,
+        use_s3=s3,
+        size=size,
+        steps=steps,
+        verbose=verbose,
+        s3_endpoint=s3_endpoint,
+        from_list=from_list,
+    )
 
 
 metadata_app = typer.Typer(help="Build or inspect MetaCLIP-format metadata (entry lists).", no_args_is_help=True)

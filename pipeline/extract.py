@@ -26,7 +26,7 @@ from curation.wat import CANDIDATES_SCHEMA, WatCounts, looks_like_warc
 from pipeline.build_checks import config_differences
 from pipeline.core.config import config_hash, dump_config, validate_config
 from pipeline.core.errors import ClipforgeError
-from pipeline.core.storage import Uri, filesystem, list_uris, open_write, read_bytes
+from pipeline.core.storage import S3Options, Uri, filesystem, list_uris, open_write, read_bytes
 from pipeline.extract_config import ExtractConfig
 from pipeline.ingest import expand_path
 from pipeline.rundir import RunDir
@@ -39,6 +39,8 @@ WAT_SUFFIXES = (".warc.wat.gz", ".wat.gz", ".warc.wat", ".wat")
 LISTING = re.compile(r"\.paths(\.gz)?$")
 HEAD_BYTES = 1 << 16
 DROP_REASONS = ("no_text", "bad_scheme", "bad_url", "bad_record")
+KIND = "wat_pairs"
+"""manifest.json's `kind` of a `clipforge extract` output."""
 
 
 def resolve_inputs(cfg: ExtractConfig) -> list[str]:
@@ -255,7 +257,7 @@ def execute(cfg: ExtractConfig, files: list[str], say: Say = print) -> dict:
     )
     manifest = {
         "status": "incomplete" if errors else "complete",
-        "kind": "wat_pairs",
+        "kind": KIND,
         "counts": {"files": len(files), "pairs": stats["pairs"], "candidates": candidates, "errors": len(errors)},
         "outputs": {"candidates": "candidates/", "stats": "stats/extract.json"},
         "config_hash": config_hash(cfg),
@@ -275,3 +277,35 @@ def extract(cfg: ExtractConfig, say: Say = print, overwrite: bool = False) -> di
     files = preflight(cfg)
     done = open_run(cfg, say, overwrite)
     return done if done is not None else execute(cfg, files, say)
+
+
+def extract_source(input_path: str, s3: S3Options | None = None) -> dict | None:
+    """What a build records of its input when `input_path` is a complete `clipforge extract` output's candidates
+    (OUT/candidates, or one file in it): {"extract": OUT, "stats": OUT/stats/extract.json}; else None (a plain list,
+    a glob, an unreadable location)."""
+    try:
+        uri = Uri.parse(input_path.rstrip("/"))
+        for _ in range(2):
+            uri, name = _parent(uri)
+            if name != "candidates":
+                continue
+            run = RunDir(str(uri), s3)
+            manifest = run.read_json("manifest.json") if run.exists("manifest.json") else {}
+            if (
+                manifest.get("kind") == KIND
+                and manifest.get("status") == "complete"
+                and run.exists("stats", "extract.json")
+            ):
+                return {"extract": str(uri), "stats": run.read_json("stats/extract.json")}
+            return None
+    except (ClipforgeError, OSError, ValueError):
+        return None
+    return None
+
+
+def _parent(uri: Uri) -> tuple[Uri, str]:
+    """(the location above `uri`, `uri`'s last segment)."""
+    head, _, name = uri.path.rstrip("/").rpartition("/")
+    if not uri.is_s3 and not head:
+        head = "/"
+    return Uri(uri.scheme, head, uri.bucket), name

@@ -1,9 +1,10 @@
 """`clipforge report RUN`: one self-contained, offline HTML page of what curation did (DESIGN.md §8).
 
-Sections, in order: run header, funnel, rejection reasons, download errors, languages, balancing (rank plot, head
-entries), dedup (cluster sizes, example pairs), image size and caption length, random kept samples, training,
-evaluation. A section whose inputs the run lacks says so in one line. `pipeline.report_inputs` reads the run,
-`pipeline.report_summaries` computes, `pipeline.report_plots` draws; this module only lays out HTML and writes it.
+Sections, in order: run header, extraction (only for a build of a `clipforge extract` output), funnel, rejection
+reasons, download errors, languages, balancing (rank plot, head entries), dedup (cluster sizes, example pairs), image
+size and caption length, random kept samples, training, evaluation. A section whose inputs the run lacks says so in
+one line. `pipeline.report_inputs` reads the run, `pipeline.report_summaries` computes, `pipeline.report_plots`
+draws; this module only lays out HTML and writes it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,37 @@ def header(x: ReportInputs) -> str:
         body += f"<details><summary>shard manifest{more}</summary>{table(['path', 'n', 'sha256'], shard_rows, [1])}"
         body += "</details>"
     return section("run", "Run", body)
+
+
+EXTRACT_STEPS = (
+    ("records", "WAT records"),
+    ("records_with_links", "records with links"),
+    ("img_links", "IMG links"),
+    ("pairs", "pairs"),
+    ("candidates", "candidates"),
+)
+
+
+def extraction(x: ReportInputs) -> str:
+    """The `clipforge extract` funnel ahead of the build's (only for a build whose input was an extract output)."""
+    e = x.extract or {}
+    total = max(int(e.get("img_links") or 0), 1)
+    lines = [f"<p>{int(e.get('files', 0)):,} WAT files read by <code>clipforge extract</code> into "]
+    lines[0] += f"<code>{esc(e.get('extract', '?'))}</code>; its candidates are the build's input.</p>"
+    dropped = e.get("dropped") or {}
+    notes = {
+        "pairs": ", ".join(f"{esc(k)} {int(v):,}" for k, v in dropped.items()) or "nothing dropped",
+        "candidates": f"−{int(e.get('duplicates_collapsed', 0)):,} exact (url, caption) duplicates collapsed",
+    }
+    bars = [_funnel_row(label, int(e.get(key) or 0), total, notes.get(key, "")) for key, label in EXTRACT_STEPS]
+    body = lines[0] + f'<div class="funnel">{"".join(bars)}</div>'
+    rows = [["files", e.get("files")], ["files committed", e.get("files_committed")]]
+    rows += [[label, e.get(key)] for key, label in EXTRACT_STEPS]
+    rows += [[f"dropped: {k}", v] for k, v in dropped.items()]
+    rows += [["duplicates collapsed", e.get("duplicates_collapsed")]]
+    rows += [["truncated files", len(e.get("truncated_files") or [])], ["errors", len(e.get("errors") or [])]]
+    body += kv_table(rows)
+    return section("extraction", "Extraction (clipforge extract)", body)
 
 
 def funnel(x: ReportInputs) -> str:
@@ -156,7 +188,7 @@ def dedup(x: ReportInputs) -> str:
         body += figure(plots.cluster_bars(series), "duplicate cluster sizes")
     for step, pairs in x.pairs.items():
         if pairs:
-            body += f"<h3>Example {esc(step)} duplicates</h3><div class=\"grid\">{''.join(map(_pair, pairs))}</div>"
+            body += f'<h3>Example {esc(step)} duplicates</h3><div class="grid">{"".join(map(_pair, pairs))}</div>'
     return section("dedup", "Duplicates", body)
 
 
@@ -243,6 +275,7 @@ def _metric(key: str, value: object) -> str:
 
 SECTIONS = (
     ("run", "Run", header),
+    ("extraction", "Extraction", extraction),
     ("funnel", "Funnel", funnel),
     ("reasons", "Reasons", reasons),
     ("download", "Downloads", downloads),
@@ -258,8 +291,9 @@ SECTIONS = (
 
 def render(x: ReportInputs) -> str:
     """The report page for `x` (pure: same inputs, same bytes)."""
-    body = "\n".join(fn(x) for _, _, fn in SECTIONS)
-    return page(f"clipforge report: {x.uri}", [(sid, name) for sid, name, _ in SECTIONS], body)
+    shown = [s for s in SECTIONS if s[0] != "extraction" or x.extract is not None]  # a plain list: no extraction
+    body = "\n".join(fn(x) for _, _, fn in shown)
+    return page(f"clipforge report: {x.uri}", [(sid, name) for sid, name, _ in shown], body)
 
 
 def write_report(

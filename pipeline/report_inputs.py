@@ -5,7 +5,8 @@ None (the report then says "not in this run"). Picks (sample grid, duplicate pai
 and seed give the same report. Nothing here renders HTML.
 
 Reads (paths relative to RUN):
-  manifest.json (required), config.yaml (`match.metadata` → entry names), stats/funnel.json,
+  manifest.json (required), config.yaml (`match.metadata` → entry names), stats/funnel.json, stats/extract.json
+  (the extraction funnel the build copied from its `clipforge extract` input),
   stats/entry_counts_pre.npy + stats/entry_counts_post.npy (+ optional entry_counts_dedup.npy; manifest.balance.t
   and t_pre), rejects/*.parquet,
   shards/shard-NNNNNN.parquet sidecars (or curated/*.parquet for a text-only run) and the .tar beside each,
@@ -47,6 +48,7 @@ class ReportInputs:
     manifest: dict
     config: dict | None = None
     funnel: dict | None = None
+    extract: dict | None = None  # stats/extract.json: the build read a `clipforge extract` output
     pre: np.ndarray | None = None
     post: np.ndarray | None = None
     after_dedup: np.ndarray | None = None  # image builds: count₂ over the rows that survive dedup
@@ -302,6 +304,8 @@ def load_inputs(
         inputs.config = yaml.safe_load(read_bytes(run.path("config.yaml"), s3))
     if run.exists("stats", "funnel.json"):
         inputs.funnel = run.read_json("stats/funnel.json")
+    if run.exists("stats", "extract.json"):
+        inputs.extract = run.read_json("stats/extract.json")
     _load_balance(inputs, run, s3)
     _load_rejects(inputs, run, s3)
     _load_sidecars(inputs, run, s3, max_sidecars)

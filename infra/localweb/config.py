@@ -91,6 +91,10 @@ class WebConfig(StrictModel):
     wat_files: int = Field(3, ge=1, le=10**4)
     """WAT files the pages are spread over (the first holds a malformed record; with 2 or more, the last is cut)."""
 
+    crawl_files: int = Field(0, ge=0, le=10**4)
+    """WAT files that carry the whole candidate list as a crawl (OUT/crawl/: every candidate an image link on some
+    page, what `clipforge demo` extracts); 0 writes none."""
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, v: str) -> str:

@@ -5,6 +5,7 @@ it never renders a candidate image and never talks to the network.
     OUT/answers.parquet      one row per candidate: ground truth (see ANSWERS_SCHEMA)
     OUT/eval/synthetic.parquet, OUT/eval/classnames.txt   held-out split: same concepts, other images
     OUT/wat/*.warc.wat.gz, OUT/wat/answers.parquet   pages linking the images, as Common Crawl WAT files (wat.py)
+    OUT/crawl/*.warc.wat.gz, OUT/crawl/answers.parquet   every candidate linked from some page (only with crawl_files)
     OUT/web.json             seed, base_url, resolved config, counts (written last: its presence means complete)
 
 Rows are written in chunks with `ParquetWriter`, so 10^6 rows take bounded memory (the plan's few integer arrays
@@ -31,7 +32,7 @@ from infra.localweb.faults import BOMB_SIDE, EXPECTED_OUTCOME, FAULTS, SERVES_IM
 from infra.localweb.plan import ROLES, RowPlan, plan_rows
 from infra.localweb.rand import hash64, randint, uniform
 from infra.localweb.render import TINY_SIDE, VARIANTS, image_bytes, image_sizes, variant_sizes
-from infra.localweb.wat import write_wat
+from infra.localweb.wat import write_crawl_wat, write_wat
 
 CHUNK_ROWS = 65536
 FAULT_NAMES = ("ok",) + tuple(str(f) for f in FAULTS)
@@ -77,6 +78,10 @@ def generate(cfg: WebConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     counts["eval_images"] = write_eval_split(cfg, out / "eval")
     if cfg.wat_pages:
         counts["wat"] = _write_wat(cfg, plan, out)
+    if cfg.crawl_files:
+        candidates = pq.read_table(out / "candidates.parquet")
+        rows = list(zip(candidates["url"].to_pylist(), candidates["caption"].to_pylist(), strict=True))
+        counts["crawl"] = write_crawl_wat(cfg.base_url, rows, out, cfg.crawl_files)
     info = {
         "format": 1,
         "seed": cfg.seed,

@@ -241,3 +241,73 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+CRAWL_DIR = "crawl"
+CRAWL_ANSWERS = "answers.parquet"
+IMAGES_PER_PAGE = 8
+_CRAWL_TEXT = ("alt", "alt", "alt", "alt", "alt", "title", "data-image-title")
+_CRAWL_ODD = (
+    {"path": "IMG@/src", "url": "data:image/png;base64,iVBORw0KGgo=", "alt": "an inline pixel"},  # bad_scheme
+    {"path": "IMG@/src", "url": "javascript:void(0)", "alt": "a script"},  # bad_scheme
+    {"path": "IMG@/src", "url": " \t\n", "alt": "nowhere"},  # bad_url
+    {"path": "IMG@/src", "url": "/img/spacer.gif", "alt": " "},  # no_text
+)
+
+
+def crawl_name(i: int) -> str:
+    return f"crawl-{i:05d}.warc.wat.gz"
+
+
+def _crawl_link(url: str, caption: str, base: str, page_base: str | None, row: int) -> tuple[dict[str, str], str]:
+    """(the IMG@/src link of candidate `row`, its caption_source): the URL in one of write_wat's 5 forms, the caption
+    as alt, title (under an empty alt) or data-image-title (under a whitespace alt)."""
+    source = _CRAWL_TEXT[row % len(_CRAWL_TEXT)]
+    attrs = {"alt": caption} if source == "alt" else {"alt": "" if source == "title" else " \n", source: caption}
+    return {"path": "IMG@/src", "url": _link_url(url, base, page_base, row % 5), **attrs}, source
+
+
+def write_crawl_wat(base: str, rows: list[tuple[str, str]], out: Path, n_files: int) -> dict[str, int]:
+    """The web's whole candidate list as a crawl: out/crawl/crawl-0000N.warc.wat.gz, pages of IMAGES_PER_PAGE images
+    in candidate order (so a URL the web repeats with another caption is, as a rule, on another page with another
+    alt), each candidate linked once in write_wat's URL forms (every 25th again on the next page, same alt: an exact
+    duplicate), plus per page one link extraction drops. No fault: every candidate is found. out/crawl/answers.parquet
+    holds the expected pairs (PAIRS_SCHEMA, per record, not collapsed). Returns the counts for web.json."""
+    crawl = out / CRAWL_DIR
+    crawl.mkdir(parents=True, exist_ok=True)
+    for old in crawl.glob("crawl-*.warc.wat.gz"):
+        old.unlink()
+    n_pages = -(-len(rows) // IMAGES_PER_PAGE)
+    n_files = max(1, min(n_files, n_pages))
+    per_file = -(-n_pages // n_files)
+    answers: list[tuple[str, str, str, str, str]] = []
+    record_no = 0
+    for f in range(n_files):
+        blobs = []
+        for page in range(f * per_file, min((f + 1) * per_file, n_pages)):
+            page_url = f"{base}/crawl/{page}.html"
+            page_base = {1: f"{base}/img/", 3: "/img/"}.get(page % 4)
+            links: list[dict[str, str]] = [{"path": "A@/href", "url": f"/crawl/{page + 1}.html", "text": "next"}]
+            first = page * IMAGES_PER_PAGE
+            again = [r for r in range(first - IMAGES_PER_PAGE, first) if r >= 0 and r % 25 == 0]
+            for r in [*range(first, min(first + IMAGES_PER_PAGE, len(rows))), *again]:
+                url, caption = rows[r]
+                link, source = _crawl_link(url, caption, base, page_base, r)
+                links.append(link)
+                text = caption.replace("\r", " ").replace("\n", " ").strip()
+                if text:
+                    answers.append((url, text, source, page_url, crawl_name(f)))
+            links.append(_CRAWL_ODD[page % len(_CRAWL_ODD)])
+            head: dict[str, Any] = {"Title": f"crawl page {page}", **({"Base": page_base} if page_base else {})}
+            body = _envelope(
+                page_url, "response", {"HTTP-Response-Metadata": {"HTML-Metadata": {"Head": head, "Links": links}}}
+            )
+            record = warc_record("metadata", body, page_url, record_no := record_no + 1, "application/json")
+            blobs.append(gzip.compress(record, compresslevel=1, mtime=0))
+        _atomic_write(crawl / crawl_name(f), b"".join(blobs))
+    columns = [list(col) for col in zip(*answers, strict=True)] or [[] for _ in PAIRS_SCHEMA]
+    table = pa.table(columns, schema=PAIRS_SCHEMA)
+    tmp = crawl / (CRAWL_ANSWERS + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, crawl / CRAWL_ANSWERS)
+    return {"files": n_files, "pages": n_pages, "pairs": table.num_rows}

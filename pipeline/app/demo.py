@@ -1,6 +1,9 @@
 """`clipforge demo`: the whole loop on the embedded default, on one machine; no algorithms here.
 
-    synthetic web (generated, served on 127.0.0.1) + metadata (built offline, MetaCLIP sources)
+    synthetic web (generated, served on 127.0.0.1; its crawl as WAT files) + metadata (built offline, MetaCLIP
+    sources)
+    → `clipforge extract` (web/crawl/*.warc.wat.gz → RUN_ROOT/extract/candidates; skipped with --from-list, which
+      builds from the web's candidate list web/candidates.parquet as it is)
     → `clipforge build` (configs/demo.yaml: text, match, download, dedup, balance → shards)
     → `clipforge train` (configs/train.yaml: clipforge-tiny-rn on Ray Train, one CPU worker)
     → `clipforge eval` (digits + the web's held-out split, zero-shot)
@@ -9,9 +12,9 @@
 Each step is the same code path the CLI command runs. With `--s3` the run directory, the training run and the
 evaluation results live on a local S3 server started for the demo, and the report reads them from there; with
 `--s3-endpoint URL` they go to bucket `clipforge-demo` (created if absent) on the S3-compatible server at URL instead,
-which outlives the demo (credentials and region from the usual AWS environment). The
-summary (also WORKDIR/demo_summary.json) gives the funnel, the accounting check, the model's accuracy against
-chance on both benchmarks and the report's path.
+which outlives the demo (credentials and region from the usual AWS environment); the extract output goes beside the
+run (ROOT/extract). The summary (also WORKDIR/demo_summary.json) gives the extraction and build funnels, the
+accounting check, the model's accuracy against chance on both benchmarks and the report's path.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ DEMO_BUILD = REPO / "configs" / "demo.yaml"
 DEMO_TRAIN = REPO / "configs" / "train.yaml"
 TRAIN_NAME = "demo-tiny"
 BUCKET = "clipforge-demo"
+CRAWL_FILES = 4
+"""WAT files the demo's web writes its crawl into (web/crawl/): one Ray task each in the extract step."""
+CRAWL_DIR = "crawl"
 
 
 def train_name(steps: int) -> str:
@@ -49,9 +55,11 @@ def run_demo(
     steps: int = 900,
     verbose: bool = False,
     s3_endpoint: str | None = None,
+    from_list: bool = False,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also written to WORKDIR/demo_summary.json). `s3_endpoint` (implies
-    `use_s3`): use the S3-compatible server there instead of starting one; a bad URL is a `ClipforgeError`."""
+    `use_s3`): use the S3-compatible server there instead of starting one; a bad URL is a `ClipforgeError`.
+    `from_list`: build from web/candidates.parquet instead of extracting the web's crawl (web/crawl/) first."""
     if s3_endpoint is not None:
         s3_endpoint = check_endpoint(s3_endpoint)
         use_s3 = True
@@ -67,7 +75,7 @@ def run_demo(
     web_dir = workdir / "web"
     with _timed(timings, "web"):
         # A short slow-fault trickle keeps the demo quick; it is still slower than the fetch deadline.
-        generate(WebConfig(seed=0, n_candidates=size, slow_seconds=12.0), web_dir)
+        generate(WebConfig(seed=0, n_candidates=size, slow_seconds=12.0, crawl_files=CRAWL_FILES), web_dir)
     with _timed(timings, "metadata"):
         metadata = demo_metadata(workdir)
     # The local Ray recycles idle task processes down to its soft limit (= CPUs) between training epochs; each
@@ -78,8 +86,13 @@ def run_demo(
         info = init_ray(verbose=verbose)
         say(f"Ray: {'local' if info.local else 'cluster'} at {info.address}, {info.num_cpus:g} CPUs")
         run_uri = f"{root}/run"
+        extracted, input_path = None, web_dir / "candidates.parquet"
+        if not from_list:
+            with _timed(timings, "extract"):
+                extracted = _extract(web_dir / CRAWL_DIR, f"{root}/extract")
+            input_path = f"{root}/extract/candidates"
         with _timed(timings, "build"):
-            manifest = _build(web_dir, metadata, run_uri, size)
+            manifest = _build(web_dir, metadata, run_uri, size, input_path)
         with _timed(timings, "train"):
             train = _train(run_uri, steps)
         with _timed(timings, "eval"):
@@ -89,7 +102,7 @@ def run_demo(
 
             report = write_report(run_uri, train_run=train.run_dir, eval_dir=f"{run_uri}/eval")
     timings["total"] = round(time.monotonic() - t_all, 1)
-    summary = _summary(manifest, train, results, report, run_uri, timings)
+    summary = _summary(manifest, train, results, report, run_uri, timings, extracted)
     (workdir / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _print_summary(summary, workdir)
     return summary
@@ -201,10 +214,16 @@ def _env(values: dict[str, str]):
 
 
 def demo_build_config(
-    web_dir: Path, metadata: Path, run_uri: str, size: int, overrides: list[str] | None = None
+    web_dir: Path,
+    metadata: Path,
+    run_uri: str,
+    size: int,
+    overrides: list[str] | None = None,
+    input_path: str | Path | None = None,
 ) -> BuildConfig:
-    """The demo's `BuildConfig` (configs/demo.yaml) for the synthetic web in `web_dir`, writing to `run_uri`;
-    `overrides` (`--set` strings, e.g. `stages=[text,match]`) apply last."""
+    """The demo's `BuildConfig` (configs/demo.yaml) for the synthetic web in `web_dir`, writing to `run_uri`, reading
+    `input_path` (default: the web's candidate list); `overrides` (`--set` strings, e.g. `stages=[text,match]`)
+    apply last."""
     from pipeline.build_config import BuildConfig
     from pipeline.core.config import load_config
 
@@ -213,7 +232,7 @@ def demo_build_config(
         BuildConfig,
         DEMO_BUILD,
         [
-            f"input.path={web_dir / 'candidates.parquet'}",
+            f"input.path={input_path or web_dir / 'candidates.parquet'}",
             f"output={run_uri}",
             f"match.metadata={metadata}",
             f"dedup.eval_sets={sets}",
@@ -224,10 +243,23 @@ def demo_build_config(
     )
 
 
-def _build(web_dir: Path, metadata: Path, run_uri: str, size: int) -> dict:
+def _extract(crawl: Path, out_uri: str) -> dict:
+    """`clipforge extract crawl --output out_uri` (one Ray task per WAT file); returns stats/extract.json."""
+    from pipeline.core.config import validate_config
+    from pipeline.core.storage import read_bytes
+    from pipeline.extract import extract
+    from pipeline.extract_config import ExtractConfig
+
+    cfg = validate_config(ExtractConfig, {"input": [str(crawl)], "output": out_uri}, "demo extract")
+    manifest = extract(cfg, say=lambda m: say(f"extract: {m}"))
+    return {**json.loads(read_bytes(f"{out_uri}/{manifest['outputs']['stats']}")), "extract": out_uri}
+
+
+def _build(web_dir: Path, metadata: Path, run_uri: str, size: int, input_path: str | Path) -> dict:
     from pipeline.build import build
 
-    return build(demo_build_config(web_dir, metadata, run_uri, size), say=lambda m: say(f"build: {m}"))
+    cfg = demo_build_config(web_dir, metadata, run_uri, size, input_path=input_path)
+    return build(cfg, say=lambda m: say(f"build: {m}"))
 
 
 def _train(run_uri: str, steps: int):
@@ -286,7 +318,9 @@ def _evaluate(export: str, web_dir: Path, run_uri: str, workdir: Path) -> dict:
     return results
 
 
-def _summary(manifest: dict, train, results: dict, report: str, run_uri: str, timings: dict) -> dict:
+def _summary(
+    manifest: dict, train, results: dict, report: str, run_uri: str, timings: dict, extracted: dict | None = None
+) -> dict:
     accuracy = {}
     for record in results["results"]:
         n_classes = record.get("n_classes") or 1
@@ -297,9 +331,15 @@ def _summary(manifest: dict, train, results: dict, report: str, run_uri: str, ti
             "n_classes": n_classes,
             "n_samples": record.get("n_samples"),
         }
+    extract = None
+    if extracted is not None:
+        keys = ("extract", "files", "records", "records_with_links", "img_links", "pairs", "dropped")
+        extract = {k: extracted.get(k) for k in (*keys, "duplicates_collapsed", "candidates")}
     return {
         "run": run_uri,
         "report": report,
+        "input": "crawl" if extract is not None else "list",
+        "extract": extract,
         "counts": manifest.get("counts", {}),
         "shards": len(manifest.get("shards", [])),
         "balance": {k: manifest.get("balance", {}).get(k) for k in ("t", "t_mode", "entries_matched")},
@@ -316,6 +356,14 @@ def _summary(manifest: dict, train, results: dict, report: str, run_uri: str, ti
 
 
 def _print_summary(s: dict, workdir: Path) -> None:
+    e = s.get("extract")
+    if e:
+        drops = ", ".join(f"{k} {v}" for k, v in (e["dropped"] or {}).items())
+        say(
+            f"extract: {e['files']} WAT files, {e['records']} records ({e['records_with_links']} with links), "
+            f"{e['img_links']} IMG links -> {e['pairs']} pairs (dropped: {drops}) -> {e['candidates']} candidates "
+            f"({e['duplicates_collapsed']} exact duplicates collapsed)"
+        )
     c = s["counts"]
     say(
         f"build: {c.get('input_rows')} candidates -> {c.get('kept')} kept in {s['shards']} shards, "

@@ -1,4 +1,5 @@
-"""`clipforge demo` end to end, small: synthetic web on loopback → build → train → eval → report, on S3.
+"""`clipforge demo` end to end, small: synthetic web on loopback → its crawl's WAT files → extract → build → train →
+eval → report, on S3 (the extract output too). `--from-list` (build from the web's list): unit/pipeline/test_cli.py.
 
 The full-size demo (4,000 candidates, 900 steps) is what `make demo` runs; its figures are in README. Here the web
 and the training are small enough for CI, and the assertions are about the loop being whole and consistent. One demo
@@ -35,14 +36,19 @@ def run_demo(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 def check(workdir: Path, out: subprocess.CompletedProcess) -> dict:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((workdir / "demo_summary.json").read_text())
-    c = summary["counts"]
-    assert c["input_rows"] == SIZE and c["kept"] + c["rejected"] == SIZE
+    c, e = summary["counts"], summary["extract"]
+    # the crawl's WAT files → clipforge extract → the build's input: every candidate, exact duplicates collapsed
+    assert summary["input"] == "crawl" and e["files"] == 4 and e["records"] == e["records_with_links"] > 0
+    assert e["img_links"] > e["pairs"] > e["candidates"] == c["input_rows"] and e["duplicates_collapsed"] > 0
+    assert SIZE * 0.95 < c["input_rows"] <= SIZE and c["kept"] + c["rejected"] == c["input_rows"]
+    assert e["dropped"]["bad_scheme"] > 0 and e["dropped"]["no_text"] > 0
     assert 0 < c["kept"] < SIZE and summary["shards"] >= 1
     assert summary["train"]["steps"] == STEPS and summary["train"]["samples_seen"] == STEPS * 64
     assert set(summary["zeroshot"]) == {"digits", "synthetic"}
     assert summary["zeroshot"]["synthetic"]["n_classes"] == 74 and summary["zeroshot"]["digits"]["n_classes"] == 10
-    for name in ("build", "train", "eval", "report"):
+    for name in ("extract", "build", "train", "eval", "report"):
         assert summary["seconds"][name] > 0
+    assert f"extract: 4 WAT files, {e['records']} records" in out.stdout
     assert "zero-shot synthetic: acc1" in out.stdout and f"report: {summary['report']}" in out.stdout
     return summary
 
@@ -84,6 +90,11 @@ def test_demo_s3(tmp_path, local_s3, demo_bucket):
     assert not any(k.startswith("work/") for k in keys)
     html = read_bytes(summary["report"]).decode()
     assert "Funnel" in html and "Training" in html and "synthetic" in html
+    extraction = html.index('<section id="extraction">')  # the extraction funnel, ahead of the build's
+    assert extraction < html.index('<section id="funnel">')
+    assert f"<b>candidates</b> {manifest['counts']['input_rows']:,}" in html[extraction:]
+    assert manifest["input"]["extract"] == summary["extract"]["extract"] == f"{demo_bucket}/demo/extract"
+    assert json.loads(read_bytes(f"{demo_bucket}/demo/extract/manifest.json"))["status"] == "complete"
     assert json.loads(read_bytes(f"{run}/eval/results.json"))["results"]
 
     total, uids = 0, []
@@ -96,7 +107,7 @@ def test_demo_s3(tmp_path, local_s3, demo_bucket):
         uids += side["uid"].to_pylist()
     assert len(manifest["shards"]) > 1 and total == manifest["counts"]["kept"] > 50 and len(set(uids)) == total
     rejects = pa.concat_tables([pq.read_table(io.BytesIO(read_bytes(u))) for u in list_uris(f"{run}/rejects")])
-    assert rejects.num_rows + total == SIZE
+    assert rejects.num_rows + total == manifest["counts"]["input_rows"]
 
     from training.data import read_manifest, shard_rows
 

@@ -1,11 +1,13 @@
 """`clipforge extract` on real local Ray: the synthetic web's WATs give exactly their answers (collapsed with a
 `pages` count), the same from the local S3 server and through a `wat.paths.gz` listing, and `clipforge build` reads
-the output as it is."""
+the output as it is (keeping the extraction funnel for its report)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +20,7 @@ from pipeline.core.config import validate_config
 from pipeline.core.storage import filesystem, write_bytes
 from pipeline.extract import extract
 from pipeline.extract_config import ExtractConfig
+from pipeline.report import write_report
 
 ROW = ["url", "caption", "caption_source", "page_url", "pages"]
 
@@ -94,3 +97,12 @@ def test_build_reads_the_candidates_as_they_are(local_run, tmp_path):
     curated = pq.read_table(tmp_path / "run" / "curated")
     assert {"url", "caption", "caption_source", "page_url", "pages"} <= set(curated.column_names)
     assert curated.num_rows == run["counts"]["kept"] > 0
+    # the build keeps the extraction funnel with the run; its report shows it ahead of the build's funnel
+    stats = json.loads((out / "stats" / "extract.json").read_text())
+    assert json.loads((tmp_path / "run" / "stats" / "extract.json").read_text()) == {"extract": str(out), **stats}
+    assert run["input"] == {"kind": "wat_pairs", "extract": str(out), "stats": "stats/extract.json"}
+    page = Path(write_report(str(tmp_path / "run"))).read_text()
+    section = re.search(r'<section id="extraction">(.*?)</section>', page, re.S).group(1)
+    assert page.index('<section id="extraction">') < page.index('<section id="funnel">')
+    assert f"<b>IMG links</b> {stats['img_links']:,}" in section and f"<b>pairs</b> {stats['pairs']:,}" in section
+    assert f"<b>candidates</b> {stats['candidates']:,}" in section and "bad_record 1" in section

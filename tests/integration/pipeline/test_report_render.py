@@ -225,6 +225,7 @@ def test_text_only_run_report(text_run):
         block = re.search(f'<section id="{sid}">(.*?)</section>', page, re.S).group(1)
         assert "Not in this run" in block, sid
     assert "a text-only build has no images" in page
+    assert '<section id="extraction">' not in page and "#extraction" not in page  # a build from a plain list
     names = json.loads(Path(yaml_metadata(text_run)).read_text())
     pre = np.load(text_run / "stats" / "entry_counts_pre.npy")
     assert f"<td>{names[int(np.argmax(pre))]}</td>" in page, "the head entry is named from the metadata list"

@@ -1,5 +1,6 @@
 """The synthetic web's WAT files: extracted pairs equal the answers exactly; the malformed record and the truncated
-file are counted, not fatal; every link form of wat.py appears."""
+file are counted, not fatal; every link form of wat.py appears. Its crawl (crawl_files) extracts to exactly its
+candidate list."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import gzip
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.wat import extract_pairs
+from curation.wat import collapse_pairs, extract_pairs
 from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 
@@ -20,7 +22,7 @@ COLS = ["url", "caption", "caption_source", "page_url"]
 @pytest.fixture(scope="module")
 def web(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("web")
-    generate(WebConfig(seed=5, n_candidates=400, eval_per_concept=1), out)
+    generate(WebConfig(seed=5, n_candidates=400, eval_per_concept=1, crawl_files=3), out)
     return out
 
 
@@ -72,3 +74,30 @@ def test_every_link_form_and_duplicate_kind_is_there(web):
 def test_wat_pages_zero_writes_none(tmp_path):
     generate(WebConfig(seed=5, n_candidates=50, eval_per_concept=1, wat_pages=0), tmp_path)
     assert not (tmp_path / "wat").exists()
+    assert not (tmp_path / "crawl").exists()  # crawl_files: 0 by default
+
+
+def test_the_crawl_extracts_to_exactly_the_candidate_list(web):
+    """Every candidate (url, caption) of the web is found in web/crawl/, its link resolved back to the served URL;
+    nothing else is (set equality after the exact-duplicate collapse); the per-record answers are exact too."""
+    files = sorted((web / "crawl").glob("*.warc.wat.gz"))
+    assert len(files) == 3
+    got = pa.concat_tables([extract_pairs(f)[0] for f in files])
+    answers = pq.read_table(web / "crawl" / "answers.parquet")
+    assert sorted(zip(*[got[c].to_pylist() for c in COLS], strict=True)) == sorted(
+        zip(*[answers[c].to_pylist() for c in COLS], strict=True)
+    )
+    candidates = pq.read_table(web / "candidates.parquet")
+    texts = [c.replace("\r", " ").replace("\n", " ").strip() for c in candidates["caption"].to_pylist()]
+    expected = {(u, c) for u, c in zip(candidates["url"].to_pylist(), texts, strict=True) if c}
+    collapsed = collapse_pairs(got)
+    assert set(zip(collapsed["url"].to_pylist(), collapsed["caption"].to_pylist(), strict=True)) == expected
+    assert collapsed.num_rows == len(expected) < got.num_rows  # a few exact duplicates collapsed
+    assert set(got["caption_source"].to_pylist()) == {"alt", "title", "data-image-title"}
+    per_url = collapsed.to_pandas().groupby("url")
+    assert (per_url["caption"].nunique() > 1).any()  # a URL the web repeats: another alt on another page
+    raw = b"".join(gzip.decompress(f.read_bytes()) for f in files)
+    for needle in (b'"Base": "/img/"', b'"url": "//127.0.0.1', b'"url": "../img/', b'"url": "/img/', b"\\t"):
+        assert needle in raw, needle
+    info = json.loads((web / "web.json").read_text())["counts"]["crawl"]
+    assert info == {"files": 3, "pages": 50, "pairs": got.num_rows}

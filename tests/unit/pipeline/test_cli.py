@@ -12,9 +12,7 @@ SUBCOMMANDS = ["extract", "build", "train", "eval", "report", "stats", "demo", "
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_every_subcommand():
@@ -95,3 +93,23 @@ def test_demo_s3_endpoint_is_normalised_and_keeps_the_environment(monkeypatch):
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_supported"  # the user's setting wins
     assert env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
     assert not any(k.startswith("AWS_ACCESS") or k.startswith("AWS_SECRET") for k in env)
+
+
+def test_demo_from_list_builds_from_the_candidate_list(monkeypatch, tmp_path):
+    """`--from-list` reaches the demo (which then builds from web/candidates.parquet, today's path); by default the
+    demo extracts its web's crawl and builds from the extract's candidates."""
+    from typer.testing import CliRunner
+
+    import pipeline.app.demo as demo
+
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: calls.append(kw))
+    for extra, from_list in (([], False), (["--from-list"], True)):
+        out = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path), *extra])
+        assert out.exit_code == 0, out.output
+        assert calls.pop()["from_list"] is from_list
+    web, meta = tmp_path / "web", tmp_path / "metadata.json"
+    cfg = demo.demo_build_config(web, meta, str(tmp_path / "run"), 600)
+    assert cfg.input.path == str(web / "candidates.parquet")
+    cfg = demo.demo_build_config(web, meta, str(tmp_path / "run"), 600, input_path=tmp_path / "extract/candidates")
+    assert cfg.input.path == str(tmp_path / "extract" / "candidates")

@@ -1,5 +1,6 @@
 """`clipforge extract`'s checks before Ray: inputs resolved from files, directories, globs and listings; a run
-directory is resumed, refused or left alone — no Ray, nothing written by a refusal."""
+directory is resumed, refused or left alone — no Ray, nothing written by a refusal. A build's input is recognised as
+an extract output (its stats kept with the build) only when it is one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from infra.localweb.wat import warc_record
 from pipeline.core.config import validate_config
 from pipeline.core.errors import ClipforgeError
-from pipeline.extract import open_run, output_state, preflight, resolve_inputs
+from pipeline.extract import extract_source, open_run, output_state, preflight, resolve_inputs
 from pipeline.extract_config import ExtractConfig
 from pipeline.rundir import RunDir
 
@@ -71,3 +72,19 @@ def test_output_states(crawl, tmp_path):
     with pytest.raises(ClipforgeError, match="is not a clipforge extract run"):
         output_state(cfg([crawl], tmp_path / "mine"), RunDir(str(tmp_path / "mine")), True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_extract_source_only_for_a_complete_extract_output(tmp_path):
+    out = RunDir(str(tmp_path / "out"))
+    out.write_json("candidates/part-0.parquet", {})
+    out.write_json("stats/extract.json", {"files": 2, "candidates": 5})
+    assert extract_source(str(tmp_path / "out" / "candidates")) is None  # no manifest yet
+    out.write_json("manifest.json", {"status": "complete", "kind": "wat_pairs"})
+    found = {"extract": str(tmp_path / "out"), "stats": {"files": 2, "candidates": 5}}
+    for path in ("candidates", "candidates/", "candidates/part-0.parquet"):
+        assert extract_source(f"{tmp_path / 'out'}/{path}") == found, path
+    out.write_json("manifest.json", {"status": "complete", "kind": "curated_candidates"})
+    assert extract_source(str(tmp_path / "out" / "candidates")) is None  # a build's output, not an extract's
+    (tmp_path / "list.parquet").write_bytes(b"")
+    for plain in (tmp_path / "list.parquet", tmp_path / "out", "/candidates"):
+        assert extract_source(str(plain)) is None, plain
