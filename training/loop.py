@@ -12,7 +12,8 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import ray.train
@@ -25,6 +26,7 @@ from training.checkpoint import export_model, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import iter_epoch
 from training.metrics import MetricWindow, RunLog
+from training.periodic_eval import RunEvaluator, eval_due
 from training.step import Progress, Worker, build_worker, train_step, window_metrics
 
 
@@ -36,6 +38,7 @@ class RunIO:
     run_root: str
     board: str
     control_group: Any  # gloo group for the per-step "have a batch" vote (None: the default group)
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None  # rank 0's in-run eval; None elsewhere/off
 
 
 def train_loop_per_worker(raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -50,8 +53,9 @@ def train_loop_per_worker(raw: dict[str, Any]) -> dict[str, Any] | None:
     while progress.step < cfg.steps:
         if run_epoch(w, io, shard, progress, window, log) == 0:
             raise RuntimeError(
-                f"epoch {progress.epoch} gave no full batch of {cfg.local_batch_size} per worker: the data (after "
-                f"online balancing) is smaller than data.batch_size={cfg.data.batch_size}"
+                f"epoch {progress.epoch} gave no full step of {cfg.optim.accum_freq} x {cfg.local_batch_size} "
+                f"samples per worker: the data (after online balancing) is smaller than data.batch_size="
+                f"{cfg.data.batch_size} x optim.accum_freq={cfg.optim.accum_freq}"
             )
         if progress.step < cfg.steps:  # the data ran out before the step budget: next epoch
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
@@ -66,7 +70,10 @@ def build_model(cfg: TrainConfig, board: str) -> tuple[Worker, RunIO]:
     w = build_worker(cfg, ray.train.torch.get_device(), rank, world, wrap=wrap)
     control = dist.new_group(backend="gloo") if world > 1 and dist.get_backend() != "gloo" else None
     storage = ctx.get_storage()  # DeveloperAPI (Ray is pinned): the run directory on RunConfig's filesystem
-    return w, RunIO(storage.storage_filesystem, storage.experiment_fs_path, board, control)
+    io = RunIO(storage.storage_filesystem, storage.experiment_fs_path, board, control)
+    if rank == 0 and cfg.eval.every_steps is not None:
+        io = replace(io, evaluate=RunEvaluator(cfg, w.built, w.device))  # benchmarks load once, before step 1
+    return w, io
 
 
 def restore_or_init(w: Worker) -> Progress:
@@ -86,29 +93,37 @@ def open_run_log(io: RunIO, cfg: TrainConfig, progress: Progress) -> RunLog:
 
 
 def run_epoch(w: Worker, io: RunIO, shard: Any, progress: Progress, window: MetricWindow, log: RunLog | None) -> int:
-    """Train on this epoch's batches until the data or the step budget runs out; returns batches consumed.
+    """Train on this epoch's batches until the data or the step budget runs out; returns the optimizer steps the
+    epoch's data held (skipped ones included).
 
-    Resuming mid-epoch skips the `batch_in_epoch` batches the restored state already trained on.
+    Every step takes `optim.accum_freq` batches; a shorter remainder at the end of an epoch is dropped. Resuming
+    mid-epoch skips the `batch_in_epoch` batches the restored state already trained on.
     """
     if w.rank == 0:
         run_board.set_epoch(io.board, progress.epoch)  # before this epoch's pipeline starts (see training.board)
     batches = iter_epoch(shard, w.cfg.local_batch_size, w.cfg.data.prefetch_batches)
-    to_skip, consumed = progress.batch_in_epoch, 0
+    accum = w.cfg.optim.accum_freq
+    to_skip, consumed, pending, waited = progress.batch_in_epoch, 0, [], 0.0
     while progress.step < w.cfg.steps:
         started = time.perf_counter()
         batch = next(batches, None)
-        waited = time.perf_counter() - started
+        waited += time.perf_counter() - started
         if not all_ranks_have_batch(w, io, batch is not None):
             break
         consumed += 1
         if consumed <= to_skip:
             if consumed == to_skip:
                 window.reset()  # skipping is not training: keep it out of the first window's rates
+            waited = 0.0
             continue
-        loss = train_step(w, batch, progress)
+        pending.append(batch)
+        if len(pending) < accum:
+            continue
+        loss = train_step(w, pending, progress)
         window.add(loss, waited)
+        pending, waited = [], 0.0
         maybe_report(w, io, progress, window, log)
-    return consumed
+    return consumed // accum
 
 
 def all_ranks_have_batch(w: Worker, io: RunIO, have: bool) -> bool:
@@ -121,17 +136,22 @@ def all_ranks_have_batch(w: Worker, io: RunIO, have: bool) -> bool:
 
 
 def maybe_report(w: Worker, io: RunIO, progress: Progress, window: MetricWindow, log: RunLog | None) -> None:
-    """Every `log.every_steps`: window metrics to CSV/TensorBoard/board. Every `checkpoint.every_steps` and at the
-    last step: a checkpoint through `ray.train.report` (all ranks call it; only rank 0 passes files)."""
+    """Every `log.every_steps`: window metrics to CSV/TensorBoard/board. Every `eval.every_steps` and at the last
+    step (when on): rank 0 evaluates (`eval/...` metrics, kept in `progress.eval`) while the others wait at their
+    next collective. Every `checkpoint.every_steps` and at the last step: a checkpoint through `ray.train.report`
+    (all ranks call it; only rank 0 passes files)."""
     cfg, step = w.cfg, progress.step
-    last = step == cfg.steps
+    last, evaluate = step == cfg.steps, eval_due(cfg, step)
     metrics: dict[str, Any] = {"step": step, "epoch": progress.epoch, "samples_seen": progress.samples_seen}
-    if step % cfg.log.every_steps == 0 or last:
+    if step % cfg.log.every_steps == 0 or last or evaluate:
         metrics.update(window_metrics(w, progress, window))
+        if evaluate and io.evaluate is not None:
+            progress.eval = io.evaluate(w.model)
+            metrics.update(progress.eval)
         if log is not None:
             log.write(metrics)
             run_board.publish(io.board, {**metrics, "steps": cfg.steps})
-        window.reset()
+        window.reset()  # after the eval: its time is not training time
     if step % cfg.checkpoint.every_steps == 0 or last:
         report_checkpoint(w, progress, metrics, log)
 
@@ -170,6 +190,7 @@ def finish(
         "resumed_from_step": resumed_from,
         "export": export,
         "world_size": w.world,
+        "eval": dict(progress.eval),
     }
     with io.fs.open_output_stream(f"{io.run_root}/summary.json") as f:
         f.write(json.dumps(summary, indent=1).encode())

@@ -115,10 +115,13 @@ class RunLog:
             csv.writer(f).writerows([self.header, *kept])
 
     def write(self, metrics: dict[str, Any]) -> None:
-        """Append one row (columns fixed by the first row ever written) and the TensorBoard scalars."""
+        """Append one row and the TensorBoard scalars. Columns are those of the first row; a row with new keys
+        (the first `eval/...` metrics) rewrites the file with the extra columns appended (earlier rows empty)."""
         new = self.header is None
         if new:
             self.header = CSV_FIRST + sorted(k for k in metrics if k not in CSV_FIRST)
+        elif extra := sorted(k for k in metrics if k not in self.header):
+            self._add_columns(extra)
         with open(self.csv_path, "w" if new else "a", newline="") as f:
             writer = csv.writer(f)
             if new:
@@ -128,6 +131,13 @@ class RunLog:
             for k, v in metrics.items():
                 if k != "step" and isinstance(v, int | float):
                     self.tb.add_scalar(k, v, int(metrics["step"]))
+
+    def _add_columns(self, extra: list[str]) -> None:
+        with open(self.csv_path, newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        self.header = [*self.header, *extra]
+        with open(self.csv_path, "w", newline="") as f:
+            csv.writer(f).writerows([self.header, *(r + [""] * len(extra) for r in rows)])
 
     def push(self) -> None:
         """Flush TensorBoard and, on object storage, copy metrics.csv and tb/ into RUN."""

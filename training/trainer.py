@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.config import dump_config
@@ -43,6 +43,8 @@ class TrainSummary:
     export: str | None
     world_size: int
     wall_s: float
+    eval: dict[str, float] = field(default_factory=dict)
+    """The last in-run evaluation (eval.every_steps), empty when off."""
 
 
 def scaling_config(cfg: TrainConfig):
