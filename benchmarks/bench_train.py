@@ -338,6 +338,7 @@ def main() -> int:
     p.add_argument("--levers", action="store_true", help="train_step with each lever (accum_freq, patch_dropout, ...)")
     p.add_argument("--device", default="cpu", help="--levers: cpu or cuda")
     p.add_argument("--with-data", action="store_true", help="--gpu: also the whole trainer (Ray Data) on one GPU")
+    p.add_argument("--exact-order", action="store_true", help="clipforge with data.exact_order (deterministic order)")
     p.add_argument("--parse-only", action="store_true", help="print the parsed arguments as JSON and exit")
     args = p.parse_args()
     if args.parse_only:  # benchmarks/gpu_check.sh --dry-run: every command line parses, nothing runs
@@ -371,7 +372,10 @@ def main() -> int:
     peer, ours = [], []
     for r in range(args.rounds):
         peer.append(plain_loop(build, args.model, args.batch, args.steps, args.skip))
-        ours.append(clipforge_run(build, work / "runs", f"bench-{r}", args.model, args.batch, args.steps, args.skip))
+        extra = {"data.exact_order": True} if args.exact_order else {}
+        ours.append(
+            clipforge_run(build, work / "runs", f"bench-{r}", args.model, args.batch, args.steps, args.skip, **extra)
+        )
         print(f"round {r}: peer {peer[-1]}  clipforge {ours[-1]}", file=sys.stderr, flush=True)
 
     best, best_peer = max(x["samples_per_s"] for x in ours), max(x["samples_per_s"] for x in peer)
@@ -380,13 +384,14 @@ def main() -> int:
     wait_peer = statistics.median(x["data_wait_frac"] for x in peer)
     ratio = best / best_peer
     cmd = "python benchmarks/bench_train.py" + (" --quick" if args.quick else "")
+    cmd += " --exact-order" if args.exact_order else ""
     what = f"{args.model}, batch {args.batch}, {args.steps} steps ({args.skip} skipped), {args.samples} samples, CPU"
     print(f"\n### Training throughput — `{cmd}`\n")
     print("| trainer | samples/s, best round | samples/s, per round | data-wait (median) | setup |")
     print("|---|---|---|---|---|")
     for who, xs, b, w in (
         ("plain open_clip-style loop (DataLoader, 1 worker)", peer, best_peer, wait_peer),
-        ("clipforge (Ray Data + Ray Train, 1 worker)", ours, best, wait),
+        (f"clipforge (Ray Data + Ray Train, 1 worker{', exact_order' if args.exact_order else ''})", ours, best, wait),
     ):
         rounds = ", ".join(f"{x['samples_per_s']:.1f}" for x in xs)
         print(f"| {who} | {b:.1f} | {rounds} | {w:.1%} | {what} |")

@@ -48,6 +48,13 @@ class DataConfig(StrictModel):
     theirs)."""
     prefetch_batches: int = Field(2, ge=0)
     """Batches each worker's iterator prefetches in a background thread."""
+    exact_order: bool = False
+    """Deterministic order per rank, for exact resume: each rank builds each epoch's dataset itself from its share
+    of the epoch's seeded shard order (rank r: positions r, r + workers, ...), read with Ray Data's preserve_order,
+    instead of one pipeline split by streaming_split (which hands blocks to whichever rank asks first). A resumed
+    run then trains on exactly the samples, in the same order on each rank, that an uninterrupted run would. Costs:
+    one pipeline per rank, blocks wait for their predecessors, and ranks with fewer rows end the epoch for all
+    (docs/training.md, Exact resume)."""
 
 
 class OptimConfig(StrictModel):
@@ -108,6 +115,9 @@ class LogConfig(StrictModel):
     """Write TensorBoard event files under RUN/tb."""
     progress: bool = True
     """Print a progress line in the driver's terminal."""
+    sample_keys: bool = False
+    """Audit trail: every rank writes the uid64 of each sample it trains on, per step, to
+    RUN/samples/rank-R.from-S.tsv (S: the step the attempt started from), at every checkpoint and at the end."""
 
 
 class ExportConfig(StrictModel):

@@ -24,8 +24,8 @@ import torch.distributed as dist
 from training import board as run_board
 from training.checkpoint import export_model, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
-from training.data import iter_epoch
-from training.metrics import MetricWindow, RunLog
+from training.data import iter_epoch, rank_epoch_dataset, read_manifest
+from training.metrics import MetricWindow, RunLog, SampleLog
 from training.periodic_eval import RunEvaluator, eval_due
 from training.step import Progress, Worker, build_worker, train_step, window_metrics
 
@@ -39,6 +39,8 @@ class RunIO:
     board: str
     control_group: Any  # gloo group for the per-step "have a batch" vote (None: the default group)
     evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None  # rank 0's in-run eval; None elsewhere/off
+    epoch_data: Callable[[int], Any] | None = None  # data.exact_order: this rank's dataset for an epoch
+    samples: SampleLog | None = None  # log.sample_keys: this rank's trained sample keys
 
 
 def train_loop_per_worker(raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -48,7 +50,9 @@ def train_loop_per_worker(raw: dict[str, Any]) -> dict[str, Any] | None:
     progress = restore_or_init(w)
     resumed_from = progress.step
     log = open_run_log(io, cfg, progress) if w.rank == 0 else None
-    shard = ray.train.get_dataset_shard("train")
+    if cfg.log.sample_keys:
+        io = replace(io, samples=SampleLog(io.fs, io.run_root, w.rank, resumed_from))
+    shard = None if cfg.data.exact_order else ray.train.get_dataset_shard("train")
     window = MetricWindow()
     while progress.step < cfg.steps:
         if run_epoch(w, io, shard, progress, window, log) == 0:
@@ -73,7 +77,34 @@ def build_model(cfg: TrainConfig, board: str) -> tuple[Worker, RunIO]:
     io = RunIO(storage.storage_filesystem, storage.experiment_fs_path, board, control)
     if rank == 0 and cfg.eval.every_steps is not None:
         io = replace(io, evaluate=RunEvaluator(cfg, w.built, w.device))  # benchmarks load once, before step 1
+    if cfg.data.exact_order:
+        io = replace(io, epoch_data=exact_order_data(w))
     return w, io
+
+
+def exact_order_data(w: Worker) -> Callable[[int], Any]:
+    """`data.exact_order`: epoch -> this rank's own dataset for it (training.data.rank_epoch_dataset)."""
+    from pipeline.core.storage import filesystem
+
+    cfg = w.cfg
+    fs, path = filesystem(cfg.data.manifest, cfg.s3)
+    shards = read_manifest(fs, path)
+    d = cfg.data
+    return lambda epoch: rank_epoch_dataset(
+        fs,
+        shards,
+        rank=w.rank,
+        world=w.world,
+        epoch=epoch,
+        model_name=cfg.model.name,
+        image_size=w.built.image_size,
+        crop_scale=d.crop_scale,
+        seed=cfg.seed,
+        balance=d.online_balance,
+        shuffle=d.shuffle,
+        decode_cpus=d.decode_cpus,
+        batch_size=cfg.local_batch_size,
+    )
 
 
 def restore_or_init(w: Worker) -> Progress:
@@ -101,7 +132,8 @@ def run_epoch(w: Worker, io: RunIO, shard: Any, progress: Progress, window: Metr
     """
     if w.rank == 0:
         run_board.set_epoch(io.board, progress.epoch)  # before this epoch's pipeline starts (see training.board)
-    batches = iter_epoch(shard, w.cfg.local_batch_size, w.cfg.data.prefetch_batches)
+    source = io.epoch_data(progress.epoch) if io.epoch_data is not None else shard
+    batches = iter_epoch(source, w.cfg.local_batch_size, w.cfg.data.prefetch_batches)
     accum = w.cfg.optim.accum_freq
     to_skip, consumed, pending, waited = progress.batch_in_epoch, 0, [], 0.0
     while progress.step < w.cfg.steps:
@@ -120,6 +152,8 @@ def run_epoch(w: Worker, io: RunIO, shard: Any, progress: Progress, window: Metr
         if len(pending) < accum:
             continue
         loss = train_step(w, pending, progress)
+        if io.samples is not None:
+            io.samples.add(progress.step, progress.epoch, [u for b in pending for u in b["uid64"].tolist()])
         window.add(loss, waited)
         pending, waited = [], 0.0
         maybe_report(w, io, progress, window, log)
@@ -153,11 +187,13 @@ def maybe_report(w: Worker, io: RunIO, progress: Progress, window: MetricWindow,
             run_board.publish(io.board, {**metrics, "steps": cfg.steps})
         window.reset()  # after the eval: its time is not training time
     if step % cfg.checkpoint.every_steps == 0 or last:
-        report_checkpoint(w, progress, metrics, log)
+        report_checkpoint(w, io, progress, metrics, log)
 
 
-def report_checkpoint(w: Worker, progress: Progress, metrics: dict[str, Any], log: RunLog | None) -> None:
+def report_checkpoint(w: Worker, io: RunIO, progress: Progress, metrics: dict[str, Any], log: RunLog | None) -> None:
     name = f"checkpoint_{progress.step:09d}"
+    if io.samples is not None:
+        io.samples.flush()
     if w.rank != 0:
         ray.train.report(metrics, checkpoint=None, checkpoint_dir_name=name)
         return

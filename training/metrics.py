@@ -163,3 +163,29 @@ def _fmt(v: Any) -> str:
 def read_metrics_csv(text: str) -> list[dict[str, str]]:
     """Rows of a metrics.csv as dicts (for tests, the report and the CLI summary)."""
     return list(csv.DictReader(io.StringIO(text)))
+
+
+class SampleLog:
+    """`log.sample_keys`: one rank's trained sample keys, `step<TAB>epoch<TAB>uid64,uid64,...` per step, rewritten
+    whole to RUN/samples/rank-R.from-S.tsv on every `flush` (small: one line per step)."""
+
+    def __init__(self, fs: Any, root: str, rank: int, start_step: int):
+        self.fs, self.path = fs, f"{root}/samples/rank-{rank}.from-{start_step:09d}.tsv"
+        self.lines: list[str] = []
+
+    def add(self, step: int, epoch: int, uid64s: list[int]) -> None:
+        self.lines.append(f"{step}\t{epoch}\t{','.join(map(str, uid64s))}\n")
+
+    def flush(self) -> None:
+        self.fs.create_dir(self.path.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(self.path) as f:
+            f.write("".join(self.lines).encode())
+
+
+def read_sample_log(text: str) -> dict[int, list[int]]:
+    """{step: [uid64, ...]} of a sample log (the audit trail of `log.sample_keys`)."""
+    out = {}
+    for line in text.splitlines():
+        step, _, keys = line.split("\t")
+        out[int(step)] = [int(k) for k in keys.split(",") if k]
+    return out
