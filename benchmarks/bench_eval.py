@@ -47,7 +47,10 @@ def side_ours(
     from evaluation.run import evaluate_benchmark
 
     cfg = EvalConfig(
-        model=f"local-dir:{model_dir}", tasks=["zeroshot_classification"], amp=amp, num_workers=workers,
+        model=f"local-dir:{model_dir}",
+        tasks=["zeroshot_classification"],
+        amp=amp,
+        num_workers=workers,
         max_samples=max_samples,
     )
     start = time.perf_counter()
@@ -156,8 +159,20 @@ def main_driver(args: argparse.Namespace) -> None:
     model_dir, wds_dir = prepare(args.workdir, args.model, args.copies)
     if args.smoke:  # our side only: CLIP_benchmark lives in another venv that a smoke run does not need
         run = _worker(sys.executable, "ours", args, model_dir, wds_dir)
-        print(f"smoke: clipforge zero-shot on {run['n']} digits: acc1 {run['metrics']['acc1']:.3f}, "
-              f"{run['n'] / run['seconds']:.0f} img/s (CLIP_benchmark side skipped)")
+        print(
+            f"smoke: clipforge zero-shot on {run['n']} digits: acc1 {run['metrics']['acc1']:.3f}, "
+            f"{run['n'] / run['seconds']:.0f} img/s (CLIP_benchmark side skipped)"
+        )
+        return
+    if args.ours_only:  # where CLIP_benchmark's venv cannot be installed (an offline GPU machine)
+        runs = [_worker(sys.executable, "ours", args, model_dir, wds_dir) for _ in range(args.repeats)]
+        ips = statistics.median(r["n"] / r["seconds"] for r in runs)
+        cmd = f"`.venv/bin/python benchmarks/bench_eval.py --ours-only --device {args.device} --copies {args.copies}`"
+        print(
+            f"| zero-shot eval, {args.model} (fitted proj.), digits wds ({runs[0]['n']} img), {runs[0]['device']}, "
+            f"fp32 | clipforge {ips:.0f} img/s (median of {args.repeats}) | acc1 {runs[0]['metrics']['acc1']:.3f} "
+            f"| {cmd} |"
+        )
         return
     runs: dict[str, list[dict]] = {"ours": [], "cb": []}
     for _ in range(args.repeats):
@@ -206,10 +221,17 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None, help="clipforge's num_workers (default: its auto choice).")
     p.add_argument("--cb-workers", type=int, default=4, help="CLIP_benchmark's --num_workers (its default: 4).")
     p.add_argument("--smoke", action="store_true", help="our side once on 200 digits, no CLIP_benchmark")
+    p.add_argument(
+        "--ours-only", action="store_true", help="clipforge's side only, --repeats times (no CLIP_benchmark)"
+    )
+    p.add_argument("--parse-only", action="store_true", help="print the parsed arguments as JSON and exit")
     p.add_argument("--side", choices=["ours", "cb", "templates"], help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     p.add_argument("--wds-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.parse_only:  # benchmarks/gpu_check.sh --dry-run: the command line parses, nothing runs
+        print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}))
+        return
     if args.side == "ours":
         max_samples = 200 if args.smoke else None
         print(json.dumps(side_ours(args.model_dir, args.wds_dir, args.threads, args.amp, args.workers, max_samples)))

@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py --quick      # 1 round of 48 steps
     python benchmarks/bench_train.py --smoke      # 1 round of 16 steps at batch 8: does it run (exit 0 anyway)
     python benchmarks/bench_train.py --gpu        # CUDA: ViT-B-32 step, bf16, eager and compiled; samples/s + MFU
+    python benchmarks/bench_train.py --levers     # CPU train_step: accum_freq, patch_dropout, grad ckpt, compile
 
 Both sides train the same open_clip model (random init, same seed) with the same ClipLoss, AdamW (wd 0.2 on >= 2-D
 weights, betas (0.9, 0.98), eps 1e-6), warmup + cosine schedule and logit-scale clamp, on the same synthetic
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import os
 import statistics
@@ -88,8 +90,11 @@ def plain_loop(build: Path, model_name: str, batch: int, steps: int, skip: int, 
     return {"samples_per_s": batch * (steps - skip) / elapsed, "data_wait_frac": waited / elapsed}
 
 
-def clipforge_run(build: Path, storage: Path, name: str, model_name: str, batch: int, steps: int, skip: int) -> dict:
-    """clipforge's trainer on 1 Ray Train worker; steady figures from its metrics.csv windows after `skip`."""
+def clipforge_run(
+    build: Path, storage: Path, name: str, model_name: str, batch: int, steps: int, skip: int, **extra
+) -> dict:
+    """clipforge's trainer on 1 Ray Train worker; steady figures from its metrics.csv windows after `skip`.
+    `extra`: more config overrides (dotted keys), e.g. the GPU settings of `--gpu --with-data`."""
     from tests.fixtures.training import tiny_train_config
     from training.metrics import read_metrics_csv
     from training.trainer import run_training
@@ -112,13 +117,33 @@ def clipforge_run(build: Path, storage: Path, name: str, model_name: str, batch:
             "log.every_steps": every,
             "log.tensorboard": False,
             "export.enabled": False,
+            **extra,
         },
     )
     run_training(cfg)
     rows = [r for r in read_metrics_csv((storage / name / "metrics.csv").read_text()) if int(r["step"]) > skip]
     seconds = [float(r["time/step_s"]) * every for r in rows]
     waits = [float(r["time/data_wait_frac"]) * s for r, s in zip(rows, seconds, strict=True)]
-    return {"samples_per_s": batch * every * len(rows) / sum(seconds), "data_wait_frac": sum(waits) / sum(seconds)}
+    out = {"samples_per_s": batch * every * len(rows) / sum(seconds), "data_wait_frac": sum(waits) / sum(seconds)}
+    if rows and rows[0].get("perf/mfu"):
+        out["mfu"] = statistics.median(float(r["perf/mfu"]) for r in rows)
+    return out
+
+
+def gpu_data_run(args) -> dict:
+    """The whole trainer on one GPU (Ray Data decoding on the host's other cores -> 1 Ray Train worker, bf16):
+    samples/s, data-wait and MFU from metrics.csv, on a synthetic build of 256 px JPEGs."""
+    from pipeline.core.ray_setup import init_ray
+    from tests.fixtures.training import write_synthetic_build
+
+    work = Path(tempfile.mkdtemp(prefix="bench-train-gpu-"))
+    build = write_synthetic_build(work / "build", n=args.samples, shard_size=256, px=256)
+    init_ray()
+    cpus = os.cpu_count() or 2
+    gpu = {"workers.use_gpu": True, "workers.cpus_per_worker": 2, "data.decode_cpus": 1, "data.prefetch_batches": 4}
+    steps = max(args.steps * 2, args.skip + 16)
+    r = clipforge_run(build, work / "runs", "gpu-data", args.model, args.batch, steps, args.skip, **gpu)
+    return {**r, "decode_cpus": cpus - 2, "steps": steps}
 
 
 def gpu_step_bench(model_name: str, batch: int, steps: int, compile_model: bool) -> dict:
@@ -188,6 +213,84 @@ def gpu_step_bench(model_name: str, batch: int, steps: int, compile_model: bool)
     }
 
 
+LEVERS = {
+    "baseline": {},
+    "optim.accum_freq=2": {"optim.accum_freq": 2},
+    "model.patch_dropout=0.5": {"model.patch_dropout": 0.5},
+    "model.grad_checkpointing": {"model.grad_checkpointing": True},
+    "model.torch_compile": {"model.torch_compile": True},
+}
+"""The training levers `--levers` measures, each alone against the baseline: config overrides."""
+
+
+def lever_worker(model_name: str, batch: int, device: str, overrides: dict):
+    """A `train_step` closure for clipforge's step with `overrides` on resident random micro-batches (no data
+    loading), warmed up by 3 steps (compilation included there); returns (step, samples per step)."""
+    import torch
+
+    from tests.fixtures.training import tiny_train_config
+    from training.step import Progress, build_worker, train_step
+
+    base = {"model.name": model_name, "data.batch_size": batch, "workers.num_workers": 1, "steps": 10**6}
+    base["workers.cpus_per_worker"] = 1  # one torch thread on CPU: the box is shared
+    cfg = tiny_train_config("unused", "unused", "lever-bench", **{**base, **overrides})
+    dev = torch.device(device)
+    w = build_worker(cfg, dev)
+    size, ctx, k = w.built.image_size, w.built.context_length, cfg.optim.accum_freq
+    g = torch.Generator(device=dev).manual_seed(0)
+    micro = [
+        {
+            "image": torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, device=dev, generator=g),
+            "text": torch.randint(1, 49000, (batch, ctx), device=dev, generator=g),
+        }
+        for _ in range(k)
+    ]
+    progress = Progress()
+    step = lambda: train_step(w, micro, progress)  # noqa: E731
+    for _ in range(3):
+        step()
+    return step, batch * k
+
+
+def lever_round(step, per_step: int, steps: int, device: str) -> dict:
+    """samples/s of `steps` calls of `step`, and peak device memory on CUDA."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    out = {"samples_per_s": per_step * steps / (time.perf_counter() - t0)}
+    if cuda:
+        out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def levers_main(args) -> int:
+    """Every lever's step built and warmed once, then timed in `--rounds` alternating rounds; best round each."""
+    workers = {name: lever_worker(args.model, args.batch, args.device, o) for name, o in LEVERS.items()}
+    rounds: dict[str, list[dict]] = {name: [] for name in LEVERS}
+    for r in range(args.rounds):
+        for name, (step, per_step) in workers.items():
+            rounds[name].append(lever_round(step, per_step, args.steps, args.device))
+        print(f"round {r}: {[(n, round(x[-1]['samples_per_s'], 1)) for n, x in rounds.items()]}", file=sys.stderr)
+    cmd = f"python benchmarks/bench_train.py --levers --device {args.device} --model {args.model} --batch {args.batch}"
+    print(f"\n### Training levers, model step alone — `{cmd} --steps {args.steps} --rounds {args.rounds}`\n")
+    print("| lever | samples/s, best round | per round | vs baseline | peak memory |")
+    print("|---|---|---|---|---|")
+    best = {name: max(x["samples_per_s"] for x in xs) for name, xs in rounds.items()}
+    for name, xs in rounds.items():
+        per = ", ".join(f"{x['samples_per_s']:.1f}" for x in xs)
+        mem = f"{xs[-1]['peak_gib']:.2f} GiB" if "peak_gib" in xs[-1] else "n/a (CPU)"
+        print(f"| {name} | {best[name]:.1f} | {per} | {best[name] / best['baseline']:.2f}x | {mem} |")
+    return 0
+
+
 def gpu_main(args) -> int:
     rows = []
     for compile_model in (False, True):
@@ -206,6 +309,18 @@ def gpu_main(args) -> int:
         f"\n{args.model}: {r['gflops_fwd_per_sample']:.2f} GFLOP forward per sample (FlopCounterMode), "
         f"peak {r['peak_tflops']:.0f} TFLOP/s bf16 dense; batch {args.batch}, bf16 autocast, fused AdamW."
     )
+    if args.with_data:
+        d = gpu_data_run(args)
+        print(f"with data: {d}", file=sys.stderr, flush=True)
+        print(
+            f"\n| whole trainer ({args.model}, batch {args.batch}, 256 px JPEGs, {d['decode_cpus']} decode CPUs) "
+            f"| samples/s | MFU | data-wait |\n|---|---|---|---|"
+        )
+        mfu = f"{d['mfu']:.1%}" if "mfu" in d else "n/a"
+        print(
+            f"| Ray Data -> 1 Ray Train GPU worker, {d['steps']} steps | {d['samples_per_s']:.0f} | {mfu} "
+            f"| {d['data_wait_frac']:.1%} |"
+        )
     return 0 if all(r["ours"] >= 0.9 * r["peer"] for _, r in rows) else 1
 
 
@@ -220,7 +335,21 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--smoke", action="store_true", help="batch 8, 16 steps, 64 samples, 1 round; exit 0 anyway")
     p.add_argument("--gpu", action="store_true", help="model step on CUDA (bf16), no data loading, no Ray")
+    p.add_argument("--levers", action="store_true", help="train_step with each lever (accum_freq, patch_dropout, ...)")
+    p.add_argument("--device", default="cpu", help="--levers: cpu or cuda")
+    p.add_argument("--with-data", action="store_true", help="--gpu: also the whole trainer (Ray Data) on one GPU")
+    p.add_argument("--exact-order", action="store_true", help="clipforge with data.exact_order (deterministic order)")
+    p.add_argument("--parse-only", action="store_true", help="print the parsed arguments as JSON and exit")
     args = p.parse_args()
+    if args.parse_only:  # benchmarks/gpu_check.sh --dry-run: every command line parses, nothing runs
+        print(json.dumps(vars(args)))
+        return 0
+    if args.levers:
+        if "--steps" not in sys.argv:
+            args.steps = 4 if args.smoke else 20
+        if args.smoke:
+            args.model, args.batch, args.rounds = "clipforge-debug", 8, 1
+        return levers_main(args)
     if args.gpu:
         if "--model" not in sys.argv:
             args.model = "ViT-B-32"
@@ -243,7 +372,10 @@ def main() -> int:
     peer, ours = [], []
     for r in range(args.rounds):
         peer.append(plain_loop(build, args.model, args.batch, args.steps, args.skip))
-        ours.append(clipforge_run(build, work / "runs", f"bench-{r}", args.model, args.batch, args.steps, args.skip))
+        extra = {"data.exact_order": True} if args.exact_order else {}
+        ours.append(
+            clipforge_run(build, work / "runs", f"bench-{r}", args.model, args.batch, args.steps, args.skip, **extra)
+        )
         print(f"round {r}: peer {peer[-1]}  clipforge {ours[-1]}", file=sys.stderr, flush=True)
 
     best, best_peer = max(x["samples_per_s"] for x in ours), max(x["samples_per_s"] for x in peer)
@@ -252,13 +384,14 @@ def main() -> int:
     wait_peer = statistics.median(x["data_wait_frac"] for x in peer)
     ratio = best / best_peer
     cmd = "python benchmarks/bench_train.py" + (" --quick" if args.quick else "")
+    cmd += " --exact-order" if args.exact_order else ""
     what = f"{args.model}, batch {args.batch}, {args.steps} steps ({args.skip} skipped), {args.samples} samples, CPU"
     print(f"\n### Training throughput — `{cmd}`\n")
     print("| trainer | samples/s, best round | samples/s, per round | data-wait (median) | setup |")
     print("|---|---|---|---|---|")
     for who, xs, b, w in (
         ("plain open_clip-style loop (DataLoader, 1 worker)", peer, best_peer, wait_peer),
-        ("clipforge (Ray Data + Ray Train, 1 worker)", ours, best, wait),
+        (f"clipforge (Ray Data + Ray Train, 1 worker{', exact_order' if args.exact_order else ''})", ours, best, wait),
     ):
         rounds = ", ".join(f"{x['samples_per_s']:.1f}" for x in xs)
         print(f"| {who} | {b:.1f} | {rounds} | {w:.1%} | {what} |")

@@ -1,4 +1,5 @@
-"""Config reference generated from the pydantic models: commented YAML (configs/base.yaml) and Markdown (docs/).
+"""Config reference generated from the pydantic models: commented YAML (configs/base.yaml) and Markdown (docs/:
+the build, extract and train configs).
 
 `python -m pipeline.config_docs` rewrites both; a test checks they are up to date. No behaviour beyond rendering.
 """
@@ -76,7 +77,17 @@ def render() -> dict[Path, str]:
         ROOT / "configs" / "base.yaml": head + "\n".join(yaml_lines(BuildConfig, example)) + "\n",
         ROOT / "docs" / "config_build.md": doc + "\n".join(table) + "\n",
         ROOT / "docs" / "config_extract.md": extract_doc + "\n".join(extract_table) + "\n",
+        ROOT / "docs" / "config_train.md": train_reference(),
     }
+
+
+def train_reference() -> str:
+    """docs/config_train.md: every `clipforge train` key (training/config.py) with its default and meaning."""
+    from training.config import TrainConfig
+
+    table = ["| key | default | meaning |", "|---|---|---|", *markdown_rows(TrainConfig, TrainConfig())]
+    doc = "# `clipforge train` configuration reference\n\nGenerated from `training/config.py`.\n\n"
+    return doc + "\n".join(table) + "\n"
 
 
 if __name__ == "__main__":

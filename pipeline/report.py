@@ -243,13 +243,20 @@ def training(x: ReportInputs) -> str:
         why = x.notes.get("training", "no metrics.csv (pass --train-run DIR, or put the training run at RUN/train/)")
         return section("training", "Training", missing(why))
     rows = x.train["rows"]
-    keys = [k for k in TRAIN_KEYS if rows and k in rows[0]]
+    keys = [k for k in TRAIN_KEYS if rows and k in rows[0]] + eval_curve_keys(rows)
     body = f'<p class="muted">{esc(x.train["source"])}: {len(rows)} logged steps.</p>'
     body += figure(plots.training_curves(rows, keys), "training curves") if keys else ""
     if rows:
         last = rows[-1]
         body += table(["last logged", "value"], [[k, last[k]] for k in last if last[k] != ""])
     return section("training", "Training", body)
+
+
+def eval_curve_keys(rows: list[dict[str, str]]) -> list[str]:
+    """The in-run evaluation's headline columns of metrics.csv (`eval/<benchmark>/acc1`, `.../image_retrieval_
+    recall@1`), drawn beside the loss; their cells are empty on steps without an evaluation."""
+    heads = ("/acc1", "/image_retrieval_recall@1")
+    return sorted(k for k in (rows[0] if rows else {}) if k.startswith("eval/") and k.endswith(heads))
 
 
 def evaluation(x: ReportInputs) -> str:

@@ -124,7 +124,7 @@ def training_curves(rows: list[dict[str, str]], keys: list[str]) -> str:
         ax = fig.add_subplot((len(keys) + 1) // 2, 2, i + 1)
         pts = [(float(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "") and r.get("step")]
         if pts:
-            ax.plot(*zip(*pts, strict=True), color=BAR_COLOUR, lw=1.2)
+            ax.plot(*zip(*pts, strict=True), color=BAR_COLOUR, lw=1.2, marker="o" if len(pts) < 20 else None, ms=3)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step")
     return svg_uri(fig)

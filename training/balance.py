@@ -40,3 +40,15 @@ def epoch_order(uid64: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     Uses a different stream from `online_keep` (seed ^ 0x5EED) so the kept set and the order are independent.
     """
     return np.argsort(hash_uniform(seed ^ 0x5EED, epoch, uid64), kind="stable")
+
+
+def shard_order(n_shards: int, seed: int, epoch: int) -> np.ndarray:
+    """Per-epoch permutation of shard indices 0..n-1 (a third hash stream, seed ^ 0x5BA4D): which shard an epoch
+    reads first, and with `data.exact_order`, which rank reads it (rank r takes positions r, r + world, ...)."""
+    return np.argsort(hash_uniform(seed ^ 0x5BA4D, epoch, np.arange(n_shards, dtype=np.uint64)), kind="stable")
+
+
+def augment_seed(seed: int, epoch: int, uid64: int) -> list[int]:
+    """The entropy of one sample's augmentation draws in `epoch` (for `np.random.default_rng`): the same crop for
+    the same (seed, epoch, sample) on any worker, in any order, after any restart."""
+    return [int(seed) & (2**64 - 1), int(epoch), int(uid64) & (2**64 - 1)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.core.config import StrictModel
 from pipeline.core.storage.s3 import S3Options
@@ -25,6 +25,10 @@ class ModelConfig(StrictModel):
     """Recompute activations in the backward pass (both towers): less memory, ~30 % more compute."""
     torch_compile: bool = False
     """Wrap the (DDP) model in `torch.compile`; checkpoints still hold the uncompiled weights."""
+    patch_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """FLIP patch dropout for ViT models: the fraction of image patch tokens dropped at random in every training
+    forward (open_clip's vision_cfg.patch_dropout; never in eval or export). 0.5 roughly halves the image tower's
+    cost per sample; a ResNet model with a non-zero value is an error."""
 
 
 class DataConfig(StrictModel):
@@ -44,6 +48,13 @@ class DataConfig(StrictModel):
     theirs)."""
     prefetch_batches: int = Field(2, ge=0)
     """Batches each worker's iterator prefetches in a background thread."""
+    exact_order: bool = False
+    """Deterministic order per rank, for exact resume: each rank builds each epoch's dataset itself from its share
+    of the epoch's seeded shard order (rank r: positions r, r + workers, ...), read with Ray Data's preserve_order,
+    instead of one pipeline split by streaming_split (which hands blocks to whichever rank asks first). A resumed
+    run then trains on exactly the samples, in the same order on each rank, that an uninterrupted run would. Costs:
+    one pipeline per rank, blocks wait for their predecessors, and ranks with fewer rows end the epoch for all
+    (docs/training.md, Exact resume)."""
 
 
 class OptimConfig(StrictModel):
@@ -59,6 +70,11 @@ class OptimConfig(StrictModel):
     """Linear warmup from lr/warmup to lr, then cosine decay to 0 at `steps`."""
     grad_clip_norm: float | None = Field(None, gt=0)
     """Clip the global gradient norm to this value; null disables clipping."""
+    accum_freq: int = Field(1, ge=1)
+    """Gradient accumulation (open_clip's --accum-freq): one optimizer step per `accum_freq` batches of
+    data.batch_size, the contrastive loss computed against all of them (features cached without grad, then each
+    batch recomputed with grad), so a step equals one on a batch accum_freq x larger. Costs one extra forward per
+    sample and memory for the features and inputs of all accum_freq batches; `steps` counts optimizer steps."""
 
 
 class LossConfig(StrictModel):
@@ -99,6 +115,9 @@ class LogConfig(StrictModel):
     """Write TensorBoard event files under RUN/tb."""
     progress: bool = True
     """Print a progress line in the driver's terminal."""
+    sample_keys: bool = False
+    """Audit trail: every rank writes the uid64 of each sample it trains on, per step, to
+    RUN/samples/rank-R.from-S.tsv (S: the step the attempt started from), at every checkpoint and at the end."""
 
 
 class ExportConfig(StrictModel):
@@ -106,6 +125,33 @@ class ExportConfig(StrictModel):
     """Write an open_clip local-dir (open_clip_config.json + open_clip_model.safetensors) at the end."""
     path: str | None = None
     """Where to export; null means RUN/export (RUN = storage_path/name)."""
+
+
+class TrainEvalConfig(StrictModel):
+    every_steps: int | None = Field(None, ge=1)
+    """Evaluate the live model every N optimizer steps and at the last step (rank 0, the code path of `clipforge
+    eval`; the other ranks wait at their next collective); null turns evaluation during training off."""
+    benchmarks: list[str] = Field(default_factory=lambda: ["digits"], min_length=1)
+    """Any benchmark `clipforge eval` accepts (`digits`, `synthetic:PATH`, `imagefolder:PATH`, `wds:PATH`,
+    `captions:PATH`), readable where rank 0 runs: zero-shot classification, or retrieval for caption sets."""
+    max_images: int | None = Field(None, ge=1)
+    """Evaluate on at most this many test images per benchmark (evenly spaced, as `clipforge eval`'s
+    max_samples); null: all."""
+    batch_size: int = Field(256, ge=1)
+    """Images (or prompts) per forward pass."""
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, specs: list[str]) -> list[str]:
+        from evaluation.datasets import parse_benchmark_spec
+        from evaluation.errors import EvaluationError
+
+        for spec in specs:
+            try:
+                parse_benchmark_spec(spec)
+            except EvaluationError as e:
+                raise ValueError(str(e)) from None
+        return specs
 
 
 class TrainConfig(StrictModel):
@@ -135,6 +181,8 @@ class TrainConfig(StrictModel):
     """Metrics logging and terminal progress."""
     export: ExportConfig = ExportConfig()
     """open_clip local-dir export at the end of the run."""
+    eval: TrainEvalConfig = TrainEvalConfig()
+    """Zero-shot / retrieval evaluation during the run (`eval/<benchmark>/<metric>` in metrics and checkpoints)."""
     s3: S3Options = S3Options()
     """How to reach S3 for s3:// data, storage and export locations (credentials come from the AWS chain)."""
 

@@ -19,7 +19,21 @@ def progress_line(m: dict[str, Any]) -> str:
     )
     if "perf/mfu" in m:
         line += f"  mfu {100 * m['perf/mfu']:.1f}%"
-    return line
+    return line + eval_text(m)
+
+
+HEADLINE = {"acc1": "acc1", "image_retrieval_recall@1": "R@1"}
+
+
+def eval_text(m: dict[str, Any]) -> str:
+    """`  eval digits acc1 31.2%  captions_val R@1 12.0%` for the headline eval metrics in `m` ('' when none)."""
+    parts = []
+    for key in sorted(m):
+        area, _, rest = key.partition("/")
+        bench, _, metric = rest.rpartition("/")
+        if area == "eval" and metric in HEADLINE:
+            parts.append(f"{bench} {HEADLINE[metric]} {100 * float(m[key]):.1f}%")
+    return "  eval " + "  ".join(parts) if parts else ""
 
 
 def summary_text(s: TrainSummary) -> str:
@@ -29,7 +43,7 @@ def summary_text(s: TrainSummary) -> str:
     lines = [
         f"run {s.name}: {s.steps} steps{resumed}, {s.samples_seen} samples seen, {s.epochs} epoch(s), "
         f"{s.world_size} worker(s), {s.wall_s:.0f}s",
-        f"final loss: {loss}",
+        f"final loss: {loss}" + (f"; final{eval_text(s.eval)}" if s.eval else ""),
         f"run directory: {s.run_dir}",
         f"export: {s.export or 'disabled'}",
     ]

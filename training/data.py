@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from curation.hashing import uid_to_u64
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.tar import iter_samples
-from training.balance import epoch_order, online_keep
+from training.balance import augment_seed, epoch_order, online_keep, shard_order
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -105,19 +105,23 @@ def shard_rows(fs: Any, ref: dict[str, Any]) -> dict[str, list]:
     return rows
 
 
+def resolve_epoch(epoch: int | None, board: str | None) -> int:
+    """The epoch a read task works for: given (`data.exact_order`: each rank builds each epoch's dataset), else
+    the run's `Board`'s (rank 0 publishes it before each epoch's pipeline starts), else 0."""
+    if epoch is not None:
+        return epoch
+    if board is None:
+        return 0
+    from training.board import current_epoch
+
+    return current_epoch(board)
+
+
 def read_shards(
-    batch: dict[str, np.ndarray], *, fs: Any, seed: int, balance: bool, shuffle: bool, board: str | None
+    batch: dict[str, np.ndarray], *, fs: Any, seed: int, balance: bool, shuffle: bool, epoch: int
 ) -> pa.Table:
-    """Ray Data UDF: shard references in, one Arrow table of samples out, filtered and ordered for the epoch.
-
-    The epoch comes from the run's `Board` (rank 0 publishes it before each epoch's pipeline starts); the kept
-    set and the order are pure functions of (seed, epoch, uid) — see `training.balance`.
-    """
-    epoch = 0
-    if board is not None and (balance or shuffle):
-        from training.board import current_epoch
-
-        epoch = current_epoch(board)
+    """Shard references in, one Arrow table of samples out, filtered and ordered for `epoch`: the kept set and the
+    order are pure functions of (seed, epoch, uid) — see `training.balance`."""
     tables = []
     for tar, sidecar in zip(batch["tar"], batch["sidecar"], strict=True):
         rows = shard_rows(fs, {"tar": str(tar), "sidecar": str(sidecar) or None})
@@ -181,7 +185,13 @@ def decode_image(data: bytes, size: int, scale: tuple[float, float], rng: np.ran
 
 
 def decode_augment_tokenize(
-    batch: pa.Table, *, model_name: str, image_size: int, crop_scale: tuple[float, float]
+    batch: pa.Table,
+    *,
+    model_name: str,
+    image_size: int,
+    crop_scale: tuple[float, float],
+    seed: int = 0,
+    epoch: int = 0,
 ) -> dict[str, np.ndarray]:
     """Ray Data UDF: image bytes + captions in; `image` uint8 [B, S, S, 3], `text` int32 [B, ctx], `uid64` out.
 
@@ -189,10 +199,13 @@ def decode_augment_tokenize(
     task processes keep the tokenizer cached. Batches cross the object store as uint8 — 4x fewer bytes than
     float32.
     """
-    rng = np.random.default_rng()  # augmentation only: fresh OS entropy, never shared between processes
-    images = [decode_image(b, image_size, crop_scale, rng) for b in batch.column("image").to_pylist()]
+    uids = batch.column("uid64").to_numpy()
+    images = [
+        decode_image(b, image_size, crop_scale, np.random.default_rng(augment_seed(seed, epoch, u)))
+        for b, u in zip(batch.column("image").to_pylist(), uids.view(np.uint64).tolist(), strict=True)
+    ]
     tokens = _tokenizer(model_name)(batch.column("caption").to_pylist()).numpy().astype(np.int32)
-    return {"image": np.stack(images), "text": tokens, "uid64": batch.column("uid64").to_numpy()}
+    return {"image": np.stack(images), "text": tokens, "uid64": uids}
 
 
 def shard_batches(
@@ -207,6 +220,7 @@ def shard_batches(
     image_size: int,
     crop_scale: tuple[float, float],
     rows_per_block: int,
+    epoch: int | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data UDF (generator): shard references in; blocks of `rows_per_block` ready model inputs out.
 
@@ -215,10 +229,11 @@ def shard_batches(
     operator keeps the number of data processes at (data CPUs / decode_cpus), so they stay warm. It also keeps raw
     image bytes out of the object store.
     """
-    table = read_shards(batch, fs=fs, seed=seed, balance=balance, shuffle=shuffle, board=board)
+    epoch = resolve_epoch(epoch, board)
+    table = read_shards(batch, fs=fs, seed=seed, balance=balance, shuffle=shuffle, epoch=epoch)
+    aug = {"model_name": model_name, "image_size": image_size, "crop_scale": crop_scale, "seed": seed, "epoch": epoch}
     for start in range(0, table.num_rows, rows_per_block):
-        part = table.slice(start, rows_per_block)
-        yield decode_augment_tokenize(part, model_name=model_name, image_size=image_size, crop_scale=crop_scale)
+        yield decode_augment_tokenize(table.slice(start, rows_per_block), **aug)
 
 
 def build_dataset(
@@ -243,6 +258,45 @@ def build_dataset(
     if shuffle:
         ds = ds.randomize_block_order()
     kwargs = {"fs": fs, "seed": seed, "balance": balance, "shuffle": shuffle, "board": board}
+    kwargs |= {"model_name": model_name, "image_size": image_size, "crop_scale": tuple(crop_scale)}
+    return ds.map_batches(
+        shard_batches,
+        fn_kwargs={**kwargs, "rows_per_block": batch_size},
+        batch_size=1,
+        batch_format="numpy",
+        num_cpus=decode_cpus,
+    )
+
+
+def rank_epoch_dataset(
+    fs: Any,
+    shards: list[ShardRef],
+    *,
+    rank: int,
+    world: int,
+    epoch: int,
+    model_name: str,
+    image_size: int,
+    crop_scale: tuple[float, float],
+    seed: int,
+    balance: bool,
+    shuffle: bool,
+    decode_cpus: float,
+    batch_size: int,
+):
+    """`data.exact_order`: rank `rank`'s dataset for `epoch`, built by the rank itself. Its shards are positions
+    rank, rank + world, ... of the epoch's seeded shard order, read in that order (`preserve_order`), so the
+    sequence of samples a rank trains on is a pure function of (seed, epoch, rank, world, build): a resumed run
+    re-reads exactly what an uninterrupted one reads. No streaming_split, no board."""
+    import ray
+
+    order = shard_order(len(shards), seed, epoch) if shuffle else np.arange(len(shards))
+    mine = [shards[i] for i in order[rank::world]]
+    items = [{"tar": s.tar, "sidecar": s.sidecar or ""} for s in mine]
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # blocks in task-submission order, not completion order
+    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    kwargs = {"fs": fs, "seed": seed, "balance": balance, "shuffle": shuffle, "board": None, "epoch": epoch}
     kwargs |= {"model_name": model_name, "image_size": image_size, "crop_scale": tuple(crop_scale)}
     return ds.map_batches(
         shard_batches,

@@ -36,6 +36,7 @@ EXECUTION_ONLY: tuple[str, ...] = (
     "failure",
     "log",
     "export",
+    "eval",  # what is measured during the run, not what is trained
     "s3",
 )
 

@@ -115,10 +115,13 @@ class RunLog:
             csv.writer(f).writerows([self.header, *kept])
 
     def write(self, metrics: dict[str, Any]) -> None:
-        """Append one row (columns fixed by the first row ever written) and the TensorBoard scalars."""
+        """Append one row and the TensorBoard scalars. Columns are those of the first row; a row with new keys
+        (the first `eval/...` metrics) rewrites the file with the extra columns appended (earlier rows empty)."""
         new = self.header is None
         if new:
             self.header = CSV_FIRST + sorted(k for k in metrics if k not in CSV_FIRST)
+        elif extra := sorted(k for k in metrics if k not in self.header):
+            self._add_columns(extra)
         with open(self.csv_path, "w" if new else "a", newline="") as f:
             writer = csv.writer(f)
             if new:
@@ -128,6 +131,13 @@ class RunLog:
             for k, v in metrics.items():
                 if k != "step" and isinstance(v, int | float):
                     self.tb.add_scalar(k, v, int(metrics["step"]))
+
+    def _add_columns(self, extra: list[str]) -> None:
+        with open(self.csv_path, newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        self.header = [*self.header, *extra]
+        with open(self.csv_path, "w", newline="") as f:
+            csv.writer(f).writerows([self.header, *(r + [""] * len(extra) for r in rows)])
 
     def push(self) -> None:
         """Flush TensorBoard and, on object storage, copy metrics.csv and tb/ into RUN."""
@@ -153,3 +163,29 @@ def _fmt(v: Any) -> str:
 def read_metrics_csv(text: str) -> list[dict[str, str]]:
     """Rows of a metrics.csv as dicts (for tests, the report and the CLI summary)."""
     return list(csv.DictReader(io.StringIO(text)))
+
+
+class SampleLog:
+    """`log.sample_keys`: one rank's trained sample keys, `step<TAB>epoch<TAB>uid64,uid64,...` per step, rewritten
+    whole to RUN/samples/rank-R.from-S.tsv on every `flush` (small: one line per step)."""
+
+    def __init__(self, fs: Any, root: str, rank: int, start_step: int):
+        self.fs, self.path = fs, f"{root}/samples/rank-{rank}.from-{start_step:09d}.tsv"
+        self.lines: list[str] = []
+
+    def add(self, step: int, epoch: int, uid64s: list[int]) -> None:
+        self.lines.append(f"{step}\t{epoch}\t{','.join(map(str, uid64s))}\n")
+
+    def flush(self) -> None:
+        self.fs.create_dir(self.path.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(self.path) as f:
+            f.write("".join(self.lines).encode())
+
+
+def read_sample_log(text: str) -> dict[int, list[int]]:
+    """{step: [uid64, ...]} of a sample log (the audit trail of `log.sample_keys`)."""
+    out = {}
+    for line in text.splitlines():
+        step, _, keys = line.split("\t")
+        out[int(step)] = [int(k) for k in keys.split(",") if k]
+    return out

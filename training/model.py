@@ -62,11 +62,19 @@ def resolve_model_config(name: str, loss_kind: str = "clip") -> dict[str, Any]:
 def build_model(cfg: ModelConfig, loss_kind: str = "clip", seed: int = 0) -> BuiltModel:
     """Random-init open_clip model on CPU in fp32 with `output_dict=True`; weights identical for equal seeds."""
     model_cfg = resolve_model_config(cfg.name, loss_kind)
+    kwargs = model_overrides(loss_kind)
+    if cfg.patch_dropout:
+        vision = model_cfg["vision_cfg"]
+        if isinstance(vision.get("layers"), list | tuple) or vision.get("timm_model_name"):
+            raise ClipforgeError(
+                f"model.patch_dropout={cfg.patch_dropout:g} needs a ViT image tower; {cfg.name!r} is not one"
+            )
+        kwargs["force_patch_dropout"] = cfg.patch_dropout  # train mode only; the export's config has none
     torch.manual_seed(seed)
     root = logging.getLogger()
     level, root.level = root.level, max(root.level, logging.ERROR)  # "initialized randomly" is the point here
     try:
-        model = open_clip.create_model(cfg.name, pretrained=None, output_dict=True, **model_overrides(loss_kind))
+        model = open_clip.create_model(cfg.name, pretrained=None, output_dict=True, **kwargs)
     finally:
         root.setLevel(level)
     if cfg.grad_checkpointing:

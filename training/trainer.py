@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.config import dump_config
@@ -43,6 +43,8 @@ class TrainSummary:
     export: str | None
     world_size: int
     wall_s: float
+    eval: dict[str, float] = field(default_factory=dict)
+    """The last in-run evaluation (eval.every_steps), empty when off."""
 
 
 def scaling_config(cfg: TrainConfig):
@@ -126,8 +128,9 @@ def run_training(cfg: TrainConfig, on_progress: Callable[[dict[str, Any]], None]
         },
         scaling_config=scaling_config(cfg),
         run_config=run_config(cfg),
-        datasets={"train": training_dataset(cfg, board_name(cfg.name))},
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        # data.exact_order: every rank builds its own dataset per epoch (training.data.rank_epoch_dataset)
+        datasets=None if cfg.data.exact_order else {"train": training_dataset(cfg, board_name(cfg.name))},
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]) if not cfg.data.exact_order else None,
     )
     watcher = _ProgressWatcher(board, on_progress) if on_progress else None
     try:

@@ -49,3 +49,13 @@ def test_smoke_mode_runs_end_to_end(script):
     )
     assert proc.returncode == 0, f"{script} --smoke exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     assert EXPECTED[script] in proc.stdout, proc.stdout[-3000:]
+
+
+def test_levers_smoke_measures_every_lever():
+    """`bench_train.py --levers` (train_step with accum_freq, patch_dropout, checkpointing, compile), debug model."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "benchmarks/bench_train.py", "--levers", "--smoke"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| baseline", "| optim.", "| model."))]
+    assert len(rows) == 5 and rows[0].startswith("| baseline |") and "| 1.00x |" in rows[0], proc.stdout

@@ -1,27 +1,38 @@
 """End to end on CPU: 2 Ray Train workers learn the synthetic shapes, log, checkpoint and export a local-dir model."""
 
+import json
 import math
 
 import open_clip
 import pytest
 import torch
 
-from tests.fixtures.training import tiny_train_config, write_synthetic_build
+from evaluation.command import load_eval_config
+from evaluation.run import evaluate
+from tests.fixtures.training import tiny_train_config, write_shapes_captions, write_synthetic_build
 from training.checkpoint import load_checkpoint
 from training.config import ModelConfig, OptimConfig
+from training.console import progress_line
 from training.metrics import read_metrics_csv
 from training.model import build_model
 from training.optim import build_optimizer
+from training.periodic_eval import flat_metrics
 from training.trainer import run_training
 
 STEPS = 40
+
+
+EVAL_EVERY, EVAL_IMAGES = 20, 100
 
 
 @pytest.fixture(scope="module")
 def trained(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("train-cpu")
     build = write_synthetic_build(root / "build", n=512, shard_size=128)
-    cfg = tiny_train_config(str(build), str(root / "runs"), "cpu-e2e", steps=STEPS)
+    captions = write_shapes_captions(root / "bench" / "shapes.parquet")
+    evals = {"eval.every_steps": EVAL_EVERY, "eval.max_images": EVAL_IMAGES}
+    evals["eval.benchmarks"] = f"[digits, 'captions:{captions}']"
+    cfg = tiny_train_config(str(build), str(root / "runs"), "cpu-e2e", steps=STEPS, **evals)
     progress = []
     summary = run_training(cfg, on_progress=progress.append)
     return cfg, summary, root / "runs" / "cpu-e2e", progress
@@ -72,3 +83,38 @@ def test_export_loads_as_local_dir_with_the_trained_weights(trained):
     with torch.no_grad():
         assert not torch.allclose(fresh.encode_text(texts), exported.encode_text(texts))
     assert preprocess.transforms[0].size == 32
+
+
+def test_eval_during_training_is_logged_checkpointed_and_shown(trained):
+    cfg, summary, run, progress = trained
+    rows = read_metrics_csv((run / "metrics.csv").read_text())
+    keys = ["eval/digits/acc1", "eval/digits/mean_per_class_recall", "eval/captions_shapes/image_retrieval_recall@1"]
+    for row in rows:  # columns added at the first evaluation; empty on steps without one
+        assert all((row[k] != "") == (int(row["step"]) % EVAL_EVERY == 0) for k in keys), row
+    for step in (EVAL_EVERY, STEPS):
+        saved = json.loads((run / f"checkpoint_{step:09d}" / "progress.json").read_text())["eval"]
+        logged = next(r for r in rows if int(r["step"]) == step)
+        assert saved.keys() >= set(keys)
+        assert all(float(logged[k]) == pytest.approx(saved[k], rel=1e-5) for k in keys)
+    assert set(summary.eval) == set(saved) and summary.eval == saved
+    assert progress[-1]["eval/digits/acc1"] == saved["eval/digits/acc1"]
+    assert "eval captions_shapes R@1" in progress_line(progress[-1]) and "digits acc1" in progress_line(progress[-1])
+
+
+def test_final_eval_equals_clipforge_eval_of_the_export(trained):
+    cfg, summary, run, _ = trained
+    eval_cfg = load_eval_config(
+        overrides=[
+            f"max_samples={EVAL_IMAGES}",
+            "num_workers=0",
+            "tasks=[zeroshot_classification,zeroshot_retrieval]",
+        ],
+        checkpoint=summary.export,
+        benchmarks=",".join(cfg.eval.benchmarks),
+    )
+    results = evaluate(eval_cfg)["results"]
+    assert {r["task"] for r in results} == {"zeroshot_classification", "zeroshot_retrieval"}
+    expected = {}
+    for record in results:
+        expected.update(flat_metrics(record["dataset"], record))
+    assert len(expected) >= 8 and summary.eval == expected  # bit for bit: same weights, transform and code path

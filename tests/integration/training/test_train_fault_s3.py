@@ -12,45 +12,13 @@ import time
 
 import pyarrow.fs as pafs
 import pytest
-import ray
 
 from pipeline.core.storage.s3 import filesystem
-from tests.fixtures.training import tiny_train_config, write_synthetic_build
-from training.board import NAMESPACE, board_name
+from tests.fixtures.training import board_step, session_train_workers, tiny_train_config, write_synthetic_build
 from training.metrics import read_metrics_csv
 from training.trainer import run_training
 
 STEPS, RERUN_STEPS, KILL_AFTER = 32, 36, 12
-
-
-def session_train_workers() -> list[int]:
-    """PIDs of this Ray session's training workers (children of our raylet; other sessions are left alone)."""
-    from ray._private import ray_constants
-    from ray._private.worker import _global_node
-
-    raylet = _global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if cmdline.startswith(b"ray::RayTrainWorker") and parent == raylet:
-            pids.append(int(entry))
-    return sorted(pids)
-
-
-def board_step(name: str) -> int:
-    try:
-        board = ray.get_actor(board_name(name), namespace=NAMESPACE)
-        return int(ray.get(board.latest.remote(), timeout=5).get("step", 0))
-    except (ValueError, ray.exceptions.RayError):
-        return 0
 
 
 def checkpoint_registered(fs, run_path: str) -> bool:

@@ -179,3 +179,24 @@ def test_cli_report_on_a_directory_without_manifest_exits_2(tmp_path, capsys):
         main(["report", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "no manifest.json" in err and "Traceback" not in err
+
+
+def test_training_section_draws_in_run_eval_curves():
+    from pipeline.report import eval_curve_keys, training
+
+    rows = [
+        {"step": str(s), "loss/contrastive": "2.0", "eval/digits/acc1": "0.3" if s % 4 == 0 else "",
+         "eval/digits/acc5": "0.6" if s % 4 == 0 else "", "eval/captions_val/image_retrieval_recall@1": ""}
+        for s in range(2, 10, 2)
+    ]  # fmt: skip
+    assert eval_curve_keys(rows) == ["eval/captions_val/image_retrieval_recall@1", "eval/digits/acc1"]
+    x = ReportInputs(uri="/r", manifest={"status": "complete"})
+    x.train = {"source": "RUN", "rows": rows, "summary": None}
+    with_eval = training(x)
+    x.train = {
+        "source": "RUN",
+        "rows": [{k: r[k] for k in ("step", "loss/contrastive")} for r in rows],
+        "summary": None,
+    }
+    assert len(with_eval) > len(training(x))  # two more panels in the figure
+    assert "eval/digits/acc1" in with_eval  # the last-logged table shows the eval column

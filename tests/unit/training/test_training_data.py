@@ -62,7 +62,7 @@ def test_shard_rows_join_tar_and_sidecar(build):
 def _read(build, **kw):
     refs = read_manifest(FS, str(build))
     batch = {"tar": np.array([r.tar for r in refs]), "sidecar": np.array([r.sidecar for r in refs])}
-    return read_shards(batch, fs=FS, seed=0, board=None, **kw)
+    return read_shards(batch, fs=FS, seed=0, epoch=0, **kw)
 
 
 def test_read_shards_balances_with_the_pure_draw(build):
@@ -102,6 +102,11 @@ def test_decode_augment_tokenize_output(build):
     assert (out["text"][:, 0] == 49406).all()  # start-of-text token
     assert out["uid64"].tolist() == table.column("uid64").to_pylist()
     assert out["image"].std() > 10  # a shape on a background, not a blank
+    # Crops are a pure function of (seed, epoch, sample): the same again, another epoch crops differently.
+    again = decode_augment_tokenize(table, model_name="clipforge-debug", image_size=32, crop_scale=(0.9, 1.0))
+    assert np.array_equal(again["image"], out["image"])
+    other = decode_augment_tokenize(table, model_name="clipforge-debug", image_size=32, crop_scale=(0.5, 1.0), epoch=1)
+    assert not np.array_equal(other["image"], out["image"])
 
 
 def test_shard_batches_yields_decoded_blocks_per_shard(build):
