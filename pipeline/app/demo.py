@@ -94,7 +94,7 @@ def run_demo(
         with _timed(timings, "build"):
             manifest = _build(web_dir, metadata, run_uri, size, input_path)
         with _timed(timings, "train"):
-            train = _train(run_uri, steps)
+            train = _train(run_uri, steps, web_dir)
         with _timed(timings, "eval"):
             results = _evaluate(train.export, web_dir, run_uri, workdir)
         with _timed(timings, "report"):
@@ -262,7 +262,7 @@ def _build(web_dir: Path, metadata: Path, run_uri: str, size: int, input_path: s
     return build(cfg, say=lambda m: say(f"build: {m}"))
 
 
-def _train(run_uri: str, steps: int):
+def _train(run_uri: str, steps: int, web_dir: Path):
     from pipeline.core.config import load_config
     from training.config import TrainConfig
     from training.console import progress_line
@@ -278,6 +278,11 @@ def _train(run_uri: str, steps: int):
             f"steps={steps}",
             f"optim.warmup_steps={max(10, steps // 10)}",
             f"checkpoint.every_steps={max(50, steps // 2)}",
+            # zero-shot curves in the report: digits and the web's held-out split, ~6 points and the last step,
+            # on a 400-image subset each (the full sets are evaluated on the export afterwards)
+            f"eval.every_steps={max(50, steps // 6)}",
+            "eval.benchmarks=" + json.dumps(["digits", f"synthetic:{web_dir / 'eval'}"]),
+            "eval.max_images=400",
         ],
     )
     last = [0.0]

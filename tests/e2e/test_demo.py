@@ -90,6 +90,11 @@ def test_demo_s3(tmp_path, local_s3, demo_bucket):
     assert not any(k.startswith("work/") for k in keys)
     html = read_bytes(summary["report"]).decode()
     assert "Funnel" in html and "Training" in html and "synthetic" in html
+    # zero-shot during training (#24): both benchmarks at the last step, in metrics.csv and the report's curves
+    metrics = read_bytes(f"{run}/train/{train_name(STEPS)}/metrics.csv").decode().splitlines()
+    header, last = metrics[0].split(","), metrics[-1].split(",")
+    for key in ("eval/digits/acc1", "eval/synthetic/acc1"):
+        assert 0 <= float(last[header.index(key)]) <= 1 and key in html
     extraction = html.index('<section id="extraction">')  # the extraction funnel, ahead of the build's
     assert extraction < html.index('<section id="funnel">')
     assert f"<b>candidates</b> {manifest['counts']['input_rows']:,}" in html[extraction:]
