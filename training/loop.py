@@ -180,8 +180,10 @@ def maybe_report(w: Worker, io: RunIO, progress: Progress, window: MetricWindow,
     if step % cfg.log.every_steps == 0 or last or evaluate:
         metrics.update(window_metrics(w, progress, window))
         if evaluate and io.evaluate is not None:
+            t0 = time.perf_counter()
             progress.eval = io.evaluate(w.model)
             metrics.update(progress.eval)
+            metrics["time/eval_s"] = round(time.perf_counter() - t0, 3)  # what this evaluation cost the run
         if log is not None:
             log.write(metrics)
             run_board.publish(io.board, {**metrics, "steps": cfg.steps})

@@ -91,6 +91,7 @@ def test_eval_during_training_is_logged_checkpointed_and_shown(trained):
     keys = ["eval/digits/acc1", "eval/digits/mean_per_class_recall", "eval/captions_shapes/image_retrieval_recall@1"]
     for row in rows:  # columns added at the first evaluation; empty on steps without one
         assert all((row[k] != "") == (int(row["step"]) % EVAL_EVERY == 0) for k in keys), row
+        assert (row["time/eval_s"] != "") == (row[keys[0]] != "") and float(row["time/eval_s"] or 1) > 0
     for step in (EVAL_EVERY, STEPS):
         saved = json.loads((run / f"checkpoint_{step:09d}" / "progress.json").read_text())["eval"]
         logged = next(r for r in rows if int(r["step"]) == step)
