@@ -10,6 +10,7 @@ does: kana (U+3040–30FF), Hangul and the ideographic space/full stop block U+3
 
 from __future__ import annotations
 
+import re
 import string
 
 import numpy as np
@@ -62,7 +63,14 @@ NO_SPACE_RANGES = (
     (0x0F00, 0x0FFF),  # Tibetan
 )
 _PUNCTUATION = frozenset(string.punctuation) | frozenset(CJK_PUNCTUATION)
-_TABLE_SIZE = 0x2EBF0  # one past the highest code point in the class
+_TABLE_SIZE = 0x110000  # every code point (UTF-32 code units, lone surrogates included, are below it)
+# The class as one regex character class (C speed for whole strings); re.escape keeps "-", "]", "\\" literal.
+NO_SPACE_CHARS = re.compile(
+    "["
+    + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in NO_SPACE_RANGES)
+    + "".join(re.escape(c) for c in sorted(_PUNCTUATION))
+    + "]"
+)
 
 
 def is_punctuation(char: str) -> bool:
@@ -72,13 +80,11 @@ def is_punctuation(char: str) -> bool:
 
 def is_no_space_char(char: str) -> bool:
     """Meta CLIP 2's `is_cjk_or_similar(char)`: CJK, Thai, Lao, Burmese, Khmer, Tibetan or punctuation."""
-    code = ord(char)
-    return any(lo <= code <= hi for lo, hi in NO_SPACE_RANGES) or char in _PUNCTUATION
+    return NO_SPACE_CHARS.fullmatch(char) is not None
 
 
 def no_space_table() -> np.ndarray:
-    """`bool[0x2EBF0]`: `is_no_space_char(chr(c))` for every code point c below the table size (all above are
-    False). Index it with UTF-32 code units (`np.minimum(units, size - 1)` after masking the rest)."""
+    """`bool[0x110000]`: `is_no_space_char(chr(c))` for every code point c; index it with UTF-32 code units."""
     table = np.zeros(_TABLE_SIZE, dtype=bool)
     for lo, hi in NO_SPACE_RANGES:
         table[lo : hi + 1] = True
@@ -88,8 +94,7 @@ def no_space_table() -> np.ndarray:
 
 def no_space_mask(units: np.ndarray, table: np.ndarray) -> np.ndarray:
     """`bool[len(units)]`: which UTF-32 code units are in the class, given `table = no_space_table()`."""
-    inside = units < len(table)
-    return table[np.where(inside, units, 0)] & inside
+    return table[units]
 
 
 def spaced_entry_metaclip2(entry: str) -> str:

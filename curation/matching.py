@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from curation.charclass import is_no_space_char, no_space_mask, no_space_table, spaced_entry_metaclip2
+from curation.charclass import NO_SPACE_CHARS, no_space_mask, no_space_table, spaced_entry_metaclip2
 from curation.spanhash import BASES, HashTable, SpanHasher, code_units, same_units
 from curation.text import TextBatch, as_pylist, spacing
 
@@ -85,7 +85,10 @@ def _space_cuts(key: str) -> list[int]:
 
 def _metaclip2_cuts(key: str) -> list[int]:
     """Meta CLIP 2: a key's inner end points, j in [1, len) with key[j] a space or key[j-1] a no-space character."""
-    return [j for j in range(1, len(key)) if key[j] == " " or is_no_space_char(key[j - 1])]
+    after = [m.end() for m in NO_SPACE_CHARS.finditer(key, 0, len(key) - 1)]
+    if " " not in key:
+        return after
+    return sorted(set(after).union(j for j, c in enumerate(key) if c == " " and j > 0))
 
 
 def _table_codes(keys: list[str], cuts: Callable[[str], list[int]]) -> dict[str, int]:
@@ -146,6 +149,16 @@ class EntryMatcher:
                 self._hasher, self._table = hasher, HashTable(hashes, values)
                 return
         raise ValueError("no hash base separates these entries")  # never seen; 4 independent 64-bit bases
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_no_space"] = None if self._no_space is None else True  # the 1 MiB class table is rebuilt on load
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._no_space is not None:
+            self._no_space = no_space_table()
 
     @property
     def n_entries(self) -> int:
@@ -225,13 +238,14 @@ class EntryMatcher:
             return starts, ends, np.arange(len(starts))
         n = len(units)
         no_space = no_space_mask(units, self._no_space)
+        space = units == _SPACE
         is_start = no_space.copy()
-        is_start[spaces[spaces < n - 1] + 1] = True
+        is_start[1:] |= space[:-1]
         is_end = np.zeros(n + 1, dtype=bool)
-        is_end[spaces] = True
+        is_end[:n] = space
         is_end[1:] |= no_space
         starts, ends = np.flatnonzero(is_start), np.flatnonzero(is_end)
-        first = np.searchsorted(ends, starts, side="right")
+        first = np.cumsum(is_end, dtype=np.int64)[starts]  # ends at positions <= p: the first end > p
         keep = first < len(ends)
         return starts[keep], ends, first[keep]
 
