@@ -28,11 +28,18 @@ from pipeline.core.storage import Uri, exists
 from pipeline.ingest import check_candidates, input_columns, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
-from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
+from pipeline.stages.balance import (
+    BalanceStage,
+    BalanceStageConfig,
+    choose_t,
+    count_entries,
+    worldwide_balance,
+    write_counts,
+    write_languages,
+)
 from pipeline.stages.base import StageSpec, run_stages, setup_scope
 from pipeline.stages.match import (
     METADATA_LANG,
-    EntryLayout,
     MatchStage,
     MatchStageConfig,
     entry_layout,
@@ -105,30 +112,6 @@ def _balance_text_only(state: BuildState) -> None:
         **worldwide_balance(layout, state.values["balance"]),
     )
     state.values["decided"] = run_stages(matched, [StageSpec(BalanceStage, stage_cfg)])
-
-
-def worldwide_balance(layout: EntryLayout, balance: dict) -> dict:
-    """The BalanceStageConfig keys of a worldwide build (layout, t per language); none for an English list."""
-    return {"layout": layout, "t_by_lang": balance["t_by_lang"]} if layout.worldwide else {}
-
-
-def write_counts(run: RunDir, when: str, counts: np.ndarray, layout: EntryLayout) -> None:
-    """stats/entry_counts_{when}.npy (the global vector); worldwide also stats/entry_counts_{when}/{lang}.npy, each
-    language's counts indexed by its own entry ids."""
-    run.write_npy(f"stats/entry_counts_{when}.npy", counts)
-    if layout.worldwide:
-        for lang in layout.sizes:
-            run.write_npy(f"stats/entry_counts_{when}/{lang}.npy", counts[layout.slice(lang)])
-
-
-def write_languages(run: RunDir, layout: EntryLayout, balance: dict) -> None:
-    """Worldwide: stats/languages.json — the id layout (language order and sizes), t per language and each
-    language's entries, matched entries, matches and tail share at its t (count₁)."""
-    if layout.worldwide:
-        run.write_json(
-            "stats/languages.json",
-            {"layout": layout.sizes, "t_by_lang": balance["t_by_lang"], "languages": balance["languages"]},
-        )
 
 
 def _write_text_only(state: BuildState) -> None:

@@ -234,3 +234,30 @@ def _expected(ds, probs: np.ndarray, layout: EntryLayout | None = None) -> float
             ids = globalize(ids, batch[METADATA_LANG].filter(live), layout)
         total += expected_kept(ids, probs)
     return total
+
+
+def worldwide_balance(layout: EntryLayout, balance: dict, scale: float = 1.0) -> dict:
+    """The BalanceStageConfig keys of a worldwide build (layout, t per language, times `scale`: pre_balance's
+    oversample); none for an English list."""
+    if not layout.worldwide:
+        return {}
+    return {"layout": layout, "t_by_lang": {lang: scale * t for lang, t in balance["t_by_lang"].items()}}
+
+
+def write_counts(run, when: str, counts: np.ndarray, layout: EntryLayout) -> None:
+    """stats/entry_counts_{when}.npy (the global vector); worldwide also stats/entry_counts_{when}/{lang}.npy, each
+    language's counts indexed by its own entry ids."""
+    run.write_npy(f"stats/entry_counts_{when}.npy", counts)
+    if layout.worldwide:
+        for lang in layout.sizes:
+            run.write_npy(f"stats/entry_counts_{when}/{lang}.npy", counts[layout.slice(lang)])
+
+
+def write_languages(run, layout: EntryLayout, balance: dict) -> None:
+    """Worldwide: stats/languages.json — the id layout (language order and sizes), t per language and each
+    language's entries, matched entries, matches and tail share at its t (count₁)."""
+    if layout.worldwide:
+        run.write_json(
+            "stats/languages.json",
+            {"layout": layout.sizes, "t_by_lang": balance["t_by_lang"], "languages": balance["languages"]},
+        )

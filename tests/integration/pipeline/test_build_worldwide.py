@@ -5,6 +5,7 @@ as `no_metadata_language`; per-language entry counts and t_lang land in stats/ a
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -135,3 +136,14 @@ def test_langid_and_word_count_follow_the_metadata(worldwide_run, tmp_path):
     single.write_text(json.dumps(METADATA["en"]))
     english = text_config(cfg.model_copy(update={"match": cfg.match.model_copy(update={"metadata": str(single)})}))
     assert english.langid.keep == ["en"] and english.filters.script_chars_as_words is False
+
+
+def test_report_shows_t_lang_and_language_entry_names(worldwide_run, tmp_path):
+    from pipeline.report import write_report
+
+    cfg, out, manifest, _ = worldwide_run
+    html = Path(write_report(str(out), str(tmp_path / "report.html"))).read_text(encoding="utf-8")
+    assert "Per-language thresholds" in html and "entry names unavailable" not in html
+    t_de = manifest["balance"]["t_by_lang"]["de"]
+    assert "<td>de</td>" in html and f"{t_de:g}" in html
+    assert "en:the" in html or "zh:的" in html  # head entries are named by language
