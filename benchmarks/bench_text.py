@@ -10,6 +10,12 @@
    (`spacing()` + `Automaton.iter` + a set per text, values `(idx, key)`, as in substr_matching_ahocorasick.py),
    same process, same normalised captions; outputs asserted identical.
 3. (b) end to end: normalise + caption filters -> fastText LID (keep en) -> match the survivors.
+4. (c) worldwide (Meta CLIP 2): `clipforge metadata build --languages all` (wall time, peak RSS; --smoke: small lists
+   of 8 languages), every language's `EntryMatcher(rule="metaclip2")` built in one fresh process (peak RSS: all
+   languages loaded), then a mixed-language stream (English 44 %, as in Meta CLIP 2's pool, the rest spread over 7
+   languages incl. zh, ja, ru) matched per batch against each caption's own language, vs today's English matcher on
+   English captions, batches interleaved; outputs asserted identical to pyahocorasick on the Meta CLIP 2 spaced
+   entries for a sample of the stream.
 Throughput is captions per CPU-second of this single-threaded process (= per core), best of --repeats; CPU
 time rather than wall time, so other load on a shared machine does not count. Prints Markdown result lines.
 """
@@ -268,6 +274,109 @@ def bench_end_to_end(entries: list[str], raw: list[str], batch: int, repeats: in
     )
 
 
+# ---- worldwide ------------------------------------------------------------------------------------------------
+WORLD_MIX = {"en": 0.44, "de": 0.1, "fr": 0.09, "es": 0.09, "ru": 0.08, "zh": 0.08, "ja": 0.07, "pt": 0.05}
+NO_SPACE = {"zh", "ja"}
+
+
+def build_worldwide_metadata(out: Path, smoke: bool) -> tuple[Path, float | None, float | None]:
+    """(directory, wall s, peak RSS MiB of the build process) — smoke: the 2,000 commonest words of each language of
+    WORLD_MIX written directly (no timing)."""
+    path = out / "metadata-worldwide"
+    if smoke:
+        import wordfreq
+
+        path.mkdir(parents=True, exist_ok=True)
+        for lang in WORLD_MIX:
+            words = [w for w in wordfreq.top_n_list(lang, 3000) if "0" not in w][:2000]
+            (path / f"{lang}.json").write_text(json.dumps(words, ensure_ascii=False), encoding="utf-8")
+        return path, None, None
+    import resource
+
+    cmd = [sys.executable, "-m", "pipeline.cli", "metadata", "build", "--languages", "all", "-o", str(path)]
+    start = time.monotonic()
+    subprocess.run([*cmd, "--overwrite"], check=True, cwd=ROOT, capture_output=True, text=True)
+    wall = time.monotonic() - start
+    return path, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+_LOAD_ALL_PROBE = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from curation.matching import EntryMatcher
+from curation.metadata_worldwide import metadata_lists
+t0 = time.monotonic()
+lists = metadata_lists({path!r})
+matchers = {{lang: EntryMatcher(e, rule="metaclip2") for lang, e in lists.items()}}
+for m in matchers.values():
+    m.match_batch(["a b c"])
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # this process's own peak
+print(json.dumps(dict(seconds=time.monotonic() - t0, rss_mib=int(hwm.split()[1]) / 1024,
+                      languages=len(lists), entries=sum(map(len, lists.values())))))
+"""
+
+
+def load_all_languages(path: Path) -> dict:
+    """Load every list of a metadata directory and build its Meta CLIP 2 matcher in a fresh interpreter."""
+    code = _LOAD_ALL_PROBE.format(root=str(ROOT), path=str(path))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def mixed_stream(maker: CaptionMaker, english: list[str], n: int, seed: int = 1) -> list[tuple[str, str]]:
+    """(language, caption) pairs in WORLD_MIX shares, shuffled: English from the alt-text maker, the others as
+    frequency-weighted words of the language's wordfreq list (joined without spaces in zh and ja)."""
+    import wordfreq
+
+    rng = random.Random(seed)
+    rows = [("en", t) for t in english[: int(n * WORLD_MIX["en"])]]
+    for lang, share in WORLD_MIX.items():
+        if lang == "en":
+            continue
+        words = [w for w in wordfreq.top_n_list(lang, 20_000) if "0" not in w]
+        weights = np.cumsum([1.0 / (i + 10) for i in range(len(words))])
+        for _ in range(int(n * share)):
+            picks = maker._pick(words, weights, rng.randint(3, 14))
+            rows.append((lang, ("" if lang in NO_SPACE else " ").join(picks) + rng.choice(["", ".", "!", "。"])))
+    rng.shuffle(rows)
+    return rows
+
+
+def bench_worldwide(
+    entries: list[str], english: list[str], stream: list[tuple[str, str]], path: Path, batch: int, repeats: int
+) -> dict:
+    """Per-caption matching speed on `stream` with each language's metaclip2 matcher vs today's English matcher on
+    `english`, in interleaved batches; a sample of the stream checked against pyahocorasick."""
+    import ahocorasick
+
+    from curation.metadata_worldwide import metadata_lists
+
+    lists = metadata_lists(path)
+    matchers = {lang: EntryMatcher(lists[lang], rule="metaclip2") for lang in WORLD_MIX}
+    today = EntryMatcher(entries)
+
+    def worldwide(part: list[tuple[str, str]]) -> int:
+        groups: dict[str, list[str]] = {}
+        for lang, text in part:
+            groups.setdefault(lang, []).append(text)
+        return sum(int(matchers[lang].match_flat(texts)[1].size) for lang, texts in groups.items())
+
+    parts = [(english[i : i + batch], stream[i : i + batch]) for i in range(0, min(len(english), len(stream)), batch)]
+    steps = {"today": lambda p: today.match_flat(p[0])[1].size, "worldwide": lambda p: worldwide(p[1])}
+    seconds, _ = cpu_min_per_batch(steps, parts, repeats, chain=False)
+    n_en, n_ww = sum(len(p[0]) for p in parts), sum(len(p[1]) for p in parts)
+    sample = stream[:3000]
+    for lang in {lang for lang, _ in sample}:
+        automaton = ahocorasick.Automaton()
+        for idx, key in enumerate(spaced_entries(lists[lang], "metaclip2")):
+            automaton.add_word(key, (idx, key))
+        automaton.make_automaton()
+        texts = [t for lg, t in sample if lg == lang]
+        ref = [sorted({i for _, (i, _) in automaton.iter(spacing(t))}) for t in texts]
+        assert [a.tolist() for a in matchers[lang].match_batch(texts)] == ref, f"{lang}: outputs differ"
+    return dict(today=n_en / seconds["today"], worldwide=n_ww / seconds["worldwide"], checked=len(sample))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--captions", type=int, default=100_000)
@@ -297,6 +406,10 @@ def main() -> None:
 
     a = bench_matching(entries, normalised, args.batch, args.repeats)
     b = bench_end_to_end(entries, raw, args.batch, args.repeats)
+    ww_path, ww_build_s, ww_build_rss = build_worldwide_metadata(args.out, args.smoke)
+    ww_load = load_all_languages(ww_path)
+    stream = mixed_stream(maker, normalised, len(normalised))
+    c = bench_worldwide(entries, normalised, stream, ww_path, args.batch, args.repeats)
 
     cmd = f"`{COMMAND} --captions {args.captions} --batch {args.batch} --repeats {args.repeats}`"
     print(
@@ -326,6 +439,22 @@ def main() -> None:
     print(
         f"- (b) normalise + filters + LID + match, end to end: **{b['total']:,.0f} captions/s/core** "
         f"(goal >= 40,000); per input caption: {stages}; funnel {b['funnel']}. {cmd}"
+    )
+    if ww_build_s is not None:
+        sizes = json.loads((ww_path / "sources.json").read_text(encoding="utf-8"))["languages"]
+        listed = ", ".join(f"{lang} {v['n_entries']:,}" for lang, v in sizes.items())
+        print(
+            f"- worldwide metadata: `clipforge metadata build --languages all` -> {len(sizes)} languages, "
+            f"{sum(v['n_entries'] for v in sizes.values()):,} entries in {ww_build_s:.0f} s wall, peak RSS "
+            f"{ww_build_rss:.0f} MiB (goal <= 300 s, <= 4096 MiB); entries per language: {listed}. {cmd}"
+        )
+    mix = ", ".join(f"{lang} {share:.0%}" for lang, share in WORLD_MIX.items())
+    print(
+        f"- (c) worldwide matching (Meta CLIP 2 rule, each caption against its own language's list; mix {mix}): "
+        f"**{c['worldwide']:,.0f} captions/s/core** vs today's English matcher on English captions "
+        f"{c['today']:,.0f} = **{c['worldwide'] / c['today']:.2f}x** (goal >= 1x); all {ww_load['languages']} "
+        f"languages' matchers ({ww_load['entries']:,} entries) loaded and built in {ww_load['seconds']:.1f} s, peak "
+        f"RSS {ww_load['rss_mib']:.0f} MiB; {c['checked']:,} captions identical to pyahocorasick. {cmd}"
     )
     print(
         "\nThroughput = captions per CPU-second of one single-threaded process (per batch, the minimum over "

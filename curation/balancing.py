@@ -129,10 +129,30 @@ def t_for_tail_share(counts: np.ndarray, share: float = 0.06) -> int:
     return int(ordered[np.abs(portion - share).argmin()])
 
 
-def per_language_t(counts_by_lang: dict[str, np.ndarray], t_ref: float, ref: str = "en") -> dict[str, int | float]:
-    """MetaCLIP 2's per-language thresholds: `p = t_to_p(counts[ref], t_ref)`; t = t_ref for `ref`, and
-    `p_to_t(counts[lang], p)` for every other language, so each keeps `ref`'s tail share."""
+def t_lang(counts_lang: np.ndarray, counts_en: np.ndarray, t_en: float, default_share: float = 0.06) -> float:
+    """Meta CLIP 2's threshold for a non-English language: `max(1, p_to_t(counts_lang, t_to_p(counts_en, t_en)))`,
+    where `t_to_p` is the share of English matches held by entries with count < t_en (`tail_share`) and `p_to_t`
+    is `t_for_tail_share` (all the language's counts, zeros included). So every language keeps English's tail share.
+    Guards (Meta CLIP 2 divides by t_lang, and `p_to_t` of a language without matches is undefined): a language
+    with no match gets t = 1; English without a match gives no share, so `default_share` (the 6 % rule) stands in;
+    t is never below 1. Always a finite float."""
+    counts_lang = np.asarray(counts_lang, dtype=np.uint64)
+    if counts_lang.sum() == 0:
+        return 1.0
+    en = np.asarray(counts_en, dtype=np.uint64)
+    p = tail_share(en, t_en) if en.sum() else default_share
+    return float(max(1, t_for_tail_share(counts_lang, p)))
+
+
+def per_language_t(
+    counts_by_lang: dict[str, np.ndarray], t_ref: float, ref: str = "en", default_share: float = 0.06
+) -> dict[str, float]:
+    """MetaCLIP 2's per-language thresholds: t = t_ref for `ref`, `t_lang(counts, counts[ref], t_ref)` for every
+    other language, so each keeps `ref`'s tail share."""
     if ref not in counts_by_lang:
         raise ValueError(f"reference language {ref!r} has no counts (have: {sorted(counts_by_lang)})")
-    p = tail_share(counts_by_lang[ref], t_ref)
-    return {lang: (t_ref if lang == ref else t_for_tail_share(c, p)) for lang, c in counts_by_lang.items()}
+    en = counts_by_lang[ref]
+    return {
+        lang: (float(t_ref) if lang == ref else t_lang(c, en, t_ref, default_share))
+        for lang, c in counts_by_lang.items()
+    }

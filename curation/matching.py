@@ -5,25 +5,38 @@ entry matches where its padded form is a substring — case-sensitive, whole-tok
 marks are the only boundaries), overlapping ("golden retriever" also yields "golden" and "retriever"), each id
 at most once per text. `match_reference` is MetaCLIP's naive loop, kept as the definition for tests.
 
+`rule="metaclip2"` is Meta CLIP 2's spaced-metadata rule for worldwide lists (`get_spaced_metadata`): an entry gets
+the leading space only if its first character is not CJK/Thai/Lao/Burmese/Khmer/Tibetan/punctuation
+(`curation.charclass`), the trailing one only if its last character is not; texts go through the same `spacing()`.
+So "猫" matches inside "黑猫警长", while "Katze" still needs spaces (or a no-space character) around it.
+
 How `EntryMatcher` finds the same matches faster. Let T = spacing(text) and toks = T.split(" ") (T starts and
 ends with a space, so toks[0] == toks[-1] == ""). Then `f" {e} " in T` holds exactly when
 e == " ".join(toks[i:j]) for some 1 <= i < j <= len(toks) - 1: the padded entry starts and ends on a space of T,
 so e covers whole space-separated tokens (empty tokens included, which is how entries with leading, trailing or
 double spaces behave). So matching is a lookup of token runs in a table of
 every entry and every proper token prefix of a multi-word entry; a run is extended only while it is such a
-prefix. A whole batch is one string — spaced texts joined by a separator token no entry contains — and every
-step is a numpy pass over all tokens of the batch: substring hashes (`curation.spanhash`), one vectorised hash
-table probe per run length, and a character-by-character check of every hit, so hash collisions can never
-produce a match. No per-token or per-match Python objects.
+prefix. Under `metaclip2` the same holds with finer cuts: the spaced entry occurs at T[p:q] exactly when T[p:q]
+is the entry, p is a *start point* (T[p-1] is a space or T[p] a no-space character) and q an *end point* (T[q] is a
+space or T[q-1] a no-space character) — the pads an entry lacks are those its own edge characters make unnecessary.
+Which positions inside a match are end points depends only on the entry's characters, so runs go from a start
+point over successive end points, and the table holds each entry's prefixes at its inner end points.
+
+A whole batch is one string — spaced texts joined by a separator token no entry contains — and every step is a
+numpy pass over all cut points of the batch: substring hashes (`curation.spanhash`), one vectorised hash table
+probe per run length, and a character-by-character check of every hit, so hash collisions can never produce a
+match. No per-token or per-match Python objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
+from curation.charclass import NO_SPACE_CHARS, no_space_mask, no_space_table, spaced_entry_metaclip2
 from curation.spanhash import BASES, HashTable, SpanHasher, code_units, same_units
 from curation.text import TextBatch, as_pylist, spacing
 
@@ -31,11 +44,25 @@ from curation.text import TextBatch, as_pylist, spacing
 _SEPARATORS = ("\x00", "\x01", "\x02", "\x03", "\ufffe", "\uffff")
 _ROW_SHIFT = 31  # (row << 31) | id packs a (row, entry id) pair into one int64 for sorting
 _SPACE = ord(" ")
+Rule = Literal["metaclip", "metaclip2"]
+RULES: tuple[str, ...] = ("metaclip", "metaclip2")
 
 
-def spaced_entries(entries: Sequence[str]) -> list[str]:
-    """MetaCLIP v1: `spaced_metadata = [f" {e} " for e in metadata]`."""
-    return [f" {e} " for e in entries]
+def spaced_entries(entries: Sequence[str], rule: Rule = "metaclip") -> list[str]:
+    """MetaCLIP v1: `spaced_metadata = [f" {e} " for e in metadata]`; `metaclip2`: Meta CLIP 2's
+    `get_spaced_metadata` (`curation.charclass.spaced_entry_metaclip2`; an empty entry has no spaced form there)."""
+    if rule == "metaclip":
+        return [f" {e} " for e in entries]
+    _check_rule(rule)
+    for i, e in enumerate(entries):
+        if not e:
+            raise ValueError(f"entry {i} is empty: Meta CLIP 2's spaced-metadata rule has no form for it")
+    return [spaced_entry_metaclip2(e) for e in entries]
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown matching rule {rule!r}; expected one of {list(RULES)}")
 
 
 def spaced_join(texts: Sequence[str], sep: str) -> str:
@@ -51,15 +78,27 @@ def match_reference(text: str, spaced: Sequence[str]) -> list[int]:
     return [i for i, e in enumerate(spaced) if e in t]
 
 
-def _table_codes(keys: list[str]) -> dict[str, int]:
+def _space_cuts(key: str) -> list[int]:
+    """MetaCLIP: a key's inner token ends are its spaces (`key[:j]` for every space j, j = 0 included)."""
+    return [j for j, c in enumerate(key) if c == " "]
+
+
+def _metaclip2_cuts(key: str) -> list[int]:
+    """Meta CLIP 2: a key's inner end points, j in [1, len) with key[j] a space or key[j-1] a no-space character."""
+    after = [m.end() for m in NO_SPACE_CHARS.finditer(key, 0, len(key) - 1)]
+    if " " not in key:
+        return after
+    return sorted(set(after).union(j for j, c in enumerate(key) if c == " " and j > 0))
+
+
+def _table_codes(keys: list[str], cuts: Callable[[str], list[int]]) -> dict[str, int]:
     """Code of every table string: `(g + 1) << 1 | extends` for distinct entry g, `1` for a string that is only
-    a proper token prefix ("golden" for "golden retriever" when "golden" is no entry). `extends` = it is a
-    proper token prefix of some multi-word entry."""
+    a proper prefix at an inner cut ("golden" for "golden retriever" when "golden" is no entry). `extends` = it is
+    such a prefix of some entry."""
     codes: dict[str, int] = {}
     for g, key in enumerate(keys):
-        toks = key.split(" ")
-        for m in range(1, len(toks)):
-            prefix = " ".join(toks[:m])
+        for j in cuts(key):
+            prefix = key[:j]
             codes[prefix] = codes.get(prefix, 0) | 1
         codes[key] = (g + 1) << 1 | (codes.get(key, 0) & 1)
     return codes
@@ -77,8 +116,12 @@ class EntryMatcher:
     Pickles with its built tables (numpy arrays: unpickling is faster than rebuilding, see
     benchmarks/bench_text.py), so a Ray actor that receives a matcher never rebuilds it per batch."""
 
-    def __init__(self, entries: Sequence[str]):
+    def __init__(self, entries: Sequence[str], rule: Rule = "metaclip"):
         self.entries = list(entries)
+        self.rule = rule
+        spaced_entries(self.entries[:0] if rule == "metaclip" else self.entries, rule)  # checks rule and entries
+        cuts = _space_cuts if rule == "metaclip" else _metaclip2_cuts
+        self._no_space = no_space_table() if rule == "metaclip2" else None
         groups: dict[str, list[int]] = {}
         for i, e in enumerate(self.entries):
             groups.setdefault(e, []).append(i)
@@ -86,13 +129,13 @@ class EntryMatcher:
         self._key_offsets = _csr_lengths(np.fromiter(map(len, groups.values()), np.int64, len(groups)))
         self._key_ids = np.fromiter((i for ids in groups.values() for i in ids), np.int64, len(self.entries))
         self._has_duplicates = len(keys) != len(self.entries)
-        self._max_tokens = max((k.count(" ") + 1 for k in keys), default=1)
+        self._max_tokens = max((len(cuts(k)) + 1 for k in keys), default=1)
         self.separator = next((s for s in _SEPARATORS if not any(s in k for k in keys)), None)
         if self.separator is None:
             raise ValueError("every separator candidate occurs in some entry; cannot batch")
         self._key_units = code_units("".join(keys))  # for the character check of hits
         self._key_starts = _csr_lengths(np.fromiter(map(len, keys), np.int64, len(keys)))
-        self._build_table(_table_codes(keys))
+        self._build_table(_table_codes(keys, cuts))
 
     def _build_table(self, codes: dict[str, int]) -> None:
         strings = list(codes)
@@ -106,6 +149,16 @@ class EntryMatcher:
                 self._hasher, self._table = hasher, HashTable(hashes, values)
                 return
         raise ValueError("no hash base separates these entries")  # never seen; 4 independent 64-bit bases
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_no_space"] = None if self._no_space is None else True  # the 1 MiB class table is rebuilt on load
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._no_space is not None:
+            self._no_space = no_space_table()
 
     @property
     def n_entries(self) -> int:
@@ -144,39 +197,57 @@ class EntryMatcher:
 
     def _packed(self, joined: str, batched: bool) -> np.ndarray:
         """Sorted unique `(row << 31) | entry id` of every match in `joined`, a spaced text or a spaced batch
-        (rows counted at separator tokens when `batched`, else all row 0)."""
+        (rows counted at separator characters when `batched`, else all row 0)."""
         if not joined:
             return np.zeros(0, dtype=np.int64)
         units = code_units(joined)
         prefix, inv = self._hasher.prefix(units)
-        spaces = np.flatnonzero(units == _SPACE)
-        starts = np.concatenate(([0], spaces + 1))  # token t = units[starts[t]:ends[t]], as joined.split(" ")
-        ends = np.concatenate((spaces, [len(units)]))
-        last = len(starts) - 2  # runs lie within tokens 1 .. len - 2
-        codes = self._table.get(self._hasher.spans(prefix, inv, starts, ends))
-        codes[0] = codes[-1] = 0
-        if batched:
-            is_sep = (ends - starts == 1) & (units[np.minimum(starts, len(units) - 1)] == ord(self.separator))
-            row = np.cumsum(is_sep)
-        else:
-            row = np.zeros(len(starts), dtype=np.int64)
-        first = np.flatnonzero(codes >= 2)
-        hit_first, hit_last, hit_codes = [first], [first], [codes[first]]
+        starts, ends, first = self._cut_points(units)
+        n_ends = len(ends)
+        codes = self._table.get(self._hasher.spans(prefix, inv, starts, ends[first]))
+        hit = np.flatnonzero(codes >= 2)
+        hit_s, hit_e, hit_codes = [starts[hit]], [ends[first[hit]]], [codes[hit]]
         runs = np.flatnonzero(codes & 1)
-        for k in range(1, self._max_tokens):  # extend runs by one token while they are entry prefixes
-            runs = runs[runs + k <= last]
+        for k in range(1, self._max_tokens):  # extend runs by one cut while they are entry prefixes
+            runs = runs[first[runs] + k < n_ends]
             if not runs.size:
                 break
-            c = self._table.get(self._hasher.spans(prefix, inv, starts[runs], ends[runs + k]))
+            c = self._table.get(self._hasher.spans(prefix, inv, starts[runs], ends[first[runs] + k]))
             h = runs[c >= 2]
-            hit_first.append(h)
-            hit_last.append(h + k)
+            hit_s.append(starts[h])
+            hit_e.append(ends[first[h] + k])
             hit_codes.append(c[c >= 2])
             runs = runs[(c & 1) == 1]
-        tok_first, tok_last = np.concatenate(hit_first), np.concatenate(hit_last)
+        s, e = np.concatenate(hit_s), np.concatenate(hit_e)
         keys = (np.concatenate(hit_codes) >> 1) - 1
-        ok = self._verify(units, starts[tok_first], ends[tok_last], keys)
-        return self._pack_ids(row[tok_first[ok]], keys[ok])
+        ok = self._verify(units, s, e, keys)
+        if batched:  # a separator only ever occurs as a joining token here (checked by the caller)
+            row = np.searchsorted(np.flatnonzero(units == ord(self.separator)), s[ok])
+        else:
+            row = np.zeros(int(ok.sum()), dtype=np.int64)
+        return self._pack_ids(row.astype(np.int64), keys[ok])
+
+    def _cut_points(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, ends, first): where a match may start, where it may end (ascending), and per start the index
+        in `ends` of the first end a run from it reaches. MetaCLIP: the tokens of `joined.split(" ")` but the
+        first and last (always empty), each its own run start and first end. Meta CLIP 2: the start and end points
+        of the module docstring, a run from p reaching the ends > p."""
+        spaces = np.flatnonzero(units == _SPACE)
+        if self._no_space is None:
+            starts, ends = spaces[:-1] + 1, spaces[1:]  # token t = units[starts[t]:ends[t]]
+            return starts, ends, np.arange(len(starts))
+        n = len(units)
+        no_space = no_space_mask(units, self._no_space)
+        space = units == _SPACE
+        is_start = no_space.copy()
+        is_start[1:] |= space[:-1]
+        is_end = np.zeros(n + 1, dtype=bool)
+        is_end[:n] = space
+        is_end[1:] |= no_space
+        starts, ends = np.flatnonzero(is_start), np.flatnonzero(is_end)
+        first = np.cumsum(is_end, dtype=np.int64)[starts]  # ends at positions <= p: the first end > p
+        keep = first < len(ends)
+        return starts[keep], ends, first[keep]
 
     def _verify(self, units: np.ndarray, s: np.ndarray, e: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """`bool[m]`: the text span [s, e) is, character for character, distinct entry `keys` (a hash match

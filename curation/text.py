@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 import ftfy
 import pyarrow as pa
 
+from curation.charclass import NO_SPACE_RANGES
 from curation.ftfy_identity import unchanged_by_ftfy
 from curation.strict import StrictModel
 
@@ -30,6 +31,8 @@ SPACED_CONTROLS = ("\t", "\n", "\r")
 # (HTML entities), plus \t \n \x0c \r (ftfy keeps or turns them into "\n"; we collapse them to " " anyway).
 # Everything else (non-ASCII, "&", other C0 controls, DEL) takes the ftfy path unless `unchanged_by_ftfy` proves
 # ftfy would return it as is (curation/ftfy_identity.py). Both are tested against ftfy itself.
+# The scripts of Meta CLIP 2's no-space class (its punctuation aside): each character is a word for min_words.
+_SCRIPT_CHARS = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in NO_SPACE_RANGES) + "]")
 _NEEDS_FTFY = re.compile(r"[^\t\n\x0c\r\x20-\x25\x27-\x7e]")
 
 
@@ -56,6 +59,10 @@ class CaptionFilterConfig(StrictModel):
     """Reject captions with fewer words (`too_few_words`)."""
     max_words: int | None = None
     """Reject captions with more words (`too_many_words`)."""
+    script_chars_as_words: bool | None = None
+    """Count every CJK/Thai/Lao/Burmese/Khmer/Tibetan character as a word (`curation.charclass`), so captions of
+    languages written without spaces can pass min_words ("一只黑猫在沙发上睡觉" is 10 words, not 1). None: on in a
+    build with a metadata directory (worldwide), off otherwise (DataComp's rule, English builds unchanged)."""
 
 
 def as_pylist(texts: TextBatch) -> list:
@@ -102,12 +109,21 @@ def caption_reject(text: str | None, rules: CaptionFilterConfig) -> TextReject |
         return TextReject.TOO_LONG
     if rules.min_words is None and rules.max_words is None:
         return None
-    words = len(text.split())
+    words = count_words(text, bool(rules.script_chars_as_words))
     if rules.min_words is not None and words < rules.min_words:
         return TextReject.TOO_FEW_WORDS
     if rules.max_words is not None and words > rules.max_words:
         return TextReject.TOO_MANY_WORDS
     return None
+
+
+def count_words(text: str, script_chars_as_words: bool = False) -> int:
+    """`len(text.split())`; with `script_chars_as_words`, a token holding no-space script characters counts as
+    that many words instead of one."""
+    tokens = text.split()
+    if not script_chars_as_words:
+        return len(tokens)
+    return sum(max(1, len(_SCRIPT_CHARS.findall(tok))) for tok in tokens)
 
 
 def caption_rejects(texts: TextBatch, rules: CaptionFilterConfig) -> pa.StringArray:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.build_checks import config_differences, foresight_lines, guard_output, recorded_config, sample_urls
-from pipeline.build_config import BuildConfig
+from pipeline.build_config import BuildConfig, TextConfig
 from pipeline.build_images import image_steps
 from pipeline.core.config import config_hash, dump_config
 from pipeline.core.errors import ClipforgeError
@@ -30,19 +30,49 @@ from pipeline.extract import extract_source
 from pipeline.ingest import check_candidates, input_columns, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
 from pipeline.rundir import RunDir, write_rejects
-from pipeline.stages.balance import BalanceStage, BalanceStageConfig, choose_t, count_entries
+from pipeline.stages.balance import (
+    BalanceStage,
+    BalanceStageConfig,
+    choose_t,
+    count_entries,
+    worldwide_balance,
+    write_counts,
+    write_languages,
+)
 from pipeline.stages.base import StageSpec, run_stages, setup_scope
 from pipeline.stages.download import load_opt_out
-from pipeline.stages.match import MatchStage, MatchStageConfig, load_entries
+from pipeline.stages.match import (
+    METADATA_LANG,
+    MatchStage,
+    MatchStageConfig,
+    entry_layout,
+    metadata_files,
+)
 from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
 from pipeline.stats import accounting, funnel, package_versions
 from pipeline.steps import BuildState, Say, Step, reject_order, run_steps
 
-KEPT_COLUMNS = ["uid", "url", "caption", "lang", "lang_score", "entry_ids", "keep_prob"]
+KEPT_COLUMNS = ["uid", "url", "caption", "lang", "lang_score", METADATA_LANG, "entry_ids", "keep_prob"]
+
+
+def text_config(cfg: BuildConfig) -> TextConfig:
+    """`cfg.text` with what follows the metadata resolved. `langid.keep: metadata`: en for a single-file (English)
+    list — English-only builds as before — and every language for a metadata directory, whose match stage rejects a
+    caption in a language without a list as `no_metadata_language`. `filters.script_chars_as_words: null`: on for a
+    metadata directory (CJK/Thai captions have no spaces to count words by), off otherwise."""
+    langid, filters = cfg.text.langid, cfg.text.filters
+    if langid.keep != "metadata" and filters.script_chars_as_words is not None:
+        return cfg.text
+    worldwide = "match" in cfg.stages and metadata_files(cfg.match.metadata, cfg.s3) is not None
+    if langid.keep == "metadata":
+        langid = langid.model_copy(update={"keep": None if worldwide else ["en"]})
+    if filters.script_chars_as_words is None:
+        filters = filters.model_copy(update={"script_chars_as_words": worldwide})
+    return cfg.text.model_copy(update={"langid": langid, "filters": filters})
 
 
 def text_phase(cfg: BuildConfig) -> list[StageSpec]:
-    specs = [StageSpec(TextStage, cfg.text)] if "text" in cfg.stages else []
+    specs = [StageSpec(TextStage, text_config(cfg))] if "text" in cfg.stages else []
     if "match" in cfg.stages:
         specs.append(StageSpec(MatchStage, MatchStageConfig(metadata=cfg.match.metadata, s3=cfg.s3)))
     return specs
@@ -72,11 +102,17 @@ TEXT = Step("text", _text_step, _text_plan, rejects=(TextStage.name, TextStage.l
 
 def _balance_text_only(state: BuildState) -> None:
     cfg, run, matched = state.cfg, state.run, state.values["matched"]
-    counts = count_entries(matched, len(load_entries(cfg.match.metadata, cfg.s3)))
-    run.write_npy("stats/entry_counts_pre.npy", counts)
-    t, state.values["balance"] = choose_t(cfg.balance, counts, matched, state.say)
+    layout = entry_layout(cfg.match.metadata, cfg.s3)
+    counts = count_entries(matched, layout)
+    write_counts(run, "pre", counts, layout)
+    t, state.values["balance"] = choose_t(cfg.balance, counts, matched, state.say, layout)
+    write_languages(run, layout, state.values["balance"])
     stage_cfg = BalanceStageConfig(
-        counts=run.path("stats/entry_counts_pre.npy"), t=t, seed=cfg.balance.seed, s3=cfg.s3
+        counts=run.path("stats/entry_counts_pre.npy"),
+        t=t,
+        seed=cfg.balance.seed,
+        s3=cfg.s3,
+        **worldwide_balance(layout, state.values["balance"]),
     )
     state.values["decided"] = run_stages(matched, [StageSpec(BalanceStage, stage_cfg)])
 
@@ -85,10 +121,10 @@ def _write_text_only(state: BuildState) -> None:
     cfg, run = state.cfg, state.run
     n_kept, _ = write_outputs(run, state.values.get("decided", state.values["matched"]))
     if "match" in cfg.stages:
-        n_entries = len(load_entries(cfg.match.metadata, cfg.s3))
+        layout = entry_layout(cfg.match.metadata, cfg.s3)
         # nothing kept: curated/ may hold no file to read back
-        counts = count_entries(run.read("curated"), n_entries) if n_kept else np.zeros(n_entries, np.uint64)
-        run.write_npy("stats/entry_counts_post.npy", counts)
+        counts = count_entries(run.read("curated"), layout) if n_kept else np.zeros(layout.n_entries, np.uint64)
+        write_counts(run, "post", counts, layout)
     state.values["outputs"] = {
         "kind": "curated_candidates",
         "counts": {"kept": n_kept},
@@ -182,7 +218,7 @@ def preflight(cfg: BuildConfig) -> Inputs:
     entries = None
     if "match" in cfg.stages:
         try:
-            entries = len(load_entries(cfg.match.metadata, cfg.s3))
+            entries = entry_layout(cfg.match.metadata, cfg.s3).n_entries
         except (OSError, ValueError) as e:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r}: {e}") from None
         if not entries:

@@ -44,12 +44,22 @@ class InputConfig(StrictModel):
     goes on and keeps the row's file, line and text in rejects/ as a bad_row (counted in the funnel)."""
 
 
+class BuildLangIdConfig(LangIdConfig):
+    """fastText language ID of a build: `keep` may follow the metadata."""
+
+    keep: list[str] | Literal["metadata"] | None = "metadata"
+    """Languages kept, as lid.176 labels them (ISO 639-1 where one exists: en, fr, de, zh, ...). None keeps all.
+    metadata: the languages the metadata has lists for — en for a single-file (English) list; with a metadata
+    directory every language passes, and the match stage rejects a caption whose language has no list as
+    no_metadata_language (curation/langmap.py maps lid.176 labels to list languages)."""
+
+
 class TextConfig(StrictModel):
     """Text stage: URL canonicalisation, caption normalisation and length filters, language ID."""
 
     filters: CaptionFilterConfig = CaptionFilterConfig()
     """Caption length limits (DataComp's basic filter by default)."""
-    langid: LangIdConfig = LangIdConfig()
+    langid: BuildLangIdConfig = BuildLangIdConfig()
     """fastText language ID: which languages to keep and the score threshold."""
 
 
@@ -57,7 +67,9 @@ class MatchConfig(StrictModel):
     """Match stage: MetaCLIP substring matching of captions against a metadata list."""
 
     metadata: str = ""
-    """MetaCLIP-format metadata JSON (list of strings; entry id = index); `clipforge metadata build` makes one."""
+    """MetaCLIP-format metadata JSON (list of strings; entry id = index; English, MetaCLIP's rule), or a directory
+    of {lang}.json lists (worldwide: each caption matched against its own language's list with Meta CLIP 2's
+    spaced-metadata rule); `clipforge metadata build [--languages ...]` makes either."""
 
 
 class BalanceConfig(StrictModel):

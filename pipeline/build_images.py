@@ -44,7 +44,17 @@ from pipeline.shards import (
     shard_count,
     write_shard,
 )
-from pipeline.stages.balance import BalanceStage, BalanceStageConfig, PreBalanceStage, choose_t, count_entries
+from pipeline.stages.balance import (
+    BalanceStage,
+    BalanceStageConfig,
+    PreBalanceStage,
+    choose_t,
+    count_entries,
+    globalize,
+    worldwide_balance,
+    write_counts,
+    write_languages,
+)
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
 from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig
 from pipeline.stages.download_parts import (
@@ -56,11 +66,11 @@ from pipeline.stages.download_parts import (
     committed_parts,
     uid_buckets,
 )
-from pipeline.stages.match import load_entries
+from pipeline.stages.match import METADATA_LANG, EntryLayout, entry_layout
 from pipeline.stats import read_table
 from pipeline.steps import BuildState, Progress, Say, Step
 
-LIGHT_COLUMNS = ["uid", "url", "entry_ids", "phash", "reject_stage", "reject_reason", "reject_detail"]
+LIGHT_COLUMNS = ["uid", "url", "entry_ids", METADATA_LANG, "phash", "reject_stage", "reject_reason", "reject_detail"]
 """What the decisions after download need (no image bytes): dedup stages, count₂, balance, rejects."""
 MAX_GROUP_PARTITIONS = 32
 Track = Callable[[Progress], None]
@@ -68,11 +78,12 @@ Track = Callable[[Progress], None]
 
 def _count1(state: BuildState) -> None:
     cfg, run, matched = state.cfg, state.run, state.values["matched"]
-    n_entries = len(load_entries(cfg.match.metadata, cfg.s3))
-    counts = count_entries(matched, n_entries)
-    counts_uri = run.write_npy("stats/entry_counts_pre.npy", counts)
-    t, balance = choose_t(cfg.balance, counts, matched, state.say)
-    state.values.update(n_entries=n_entries, counts_uri=counts_uri, t=t, balance=balance)
+    layout = entry_layout(cfg.match.metadata, cfg.s3)
+    counts = count_entries(matched, layout)
+    write_counts(run, "pre", counts, layout)
+    t, balance = choose_t(cfg.balance, counts, matched, state.say, layout)
+    write_languages(run, layout, balance)
+    state.values.update(layout=layout, counts_uri=run.path("stats/entry_counts_pre.npy"), t=t, balance=balance)
 
 
 def _select(state: BuildState) -> None:
@@ -80,7 +91,13 @@ def _select(state: BuildState) -> None:
     selected = v["matched"]
     if "pre_balance" in cfg.stages:
         v["balance"]["t_pre"] = cfg.balance.oversample * v["t"]
-        pre = BalanceStageConfig(counts=v["counts_uri"], t=v["balance"]["t_pre"], seed=cfg.balance.seed, s3=cfg.s3)
+        pre = BalanceStageConfig(
+            counts=v["counts_uri"],
+            t=v["balance"]["t_pre"],
+            seed=cfg.balance.seed,
+            s3=cfg.s3,
+            **worldwide_balance(v["layout"], v["balance"], cfg.balance.oversample),
+        )
         selected = run_stages(selected, [StageSpec(PreBalanceStage, pre)])
     v["selected"] = run.checkpoint_once("selected", selected)
 
@@ -96,7 +113,7 @@ def _dedup(state: BuildState) -> None:
 
 def _balance(state: BuildState) -> None:
     cfg, run, v = state.cfg, state.run, state.values
-    specs, info = final_decisions(cfg, run, v["dedup"], v["t"], v["n_entries"], state.say)
+    specs, info = final_decisions(cfg, run, v["dedup"], v["t"], v["layout"], v["balance"], state.say)
     v["balance"].update(info)
     light = run.read("work", "download", columns=_light_columns(run))
     if v["download"]["rows"]:
@@ -108,9 +125,11 @@ def _balance(state: BuildState) -> None:
 
 
 def _light_columns(run: RunDir) -> list[str]:
-    """LIGHT_COLUMNS + the kept input columns of the download parts (rejects after download carry them)."""
+    """LIGHT_COLUMNS (those present: metadata_lang only worldwide) + the kept input columns of the download parts
+    (rejects after download carry them)."""
     fs, path = run.fs("work", "download")
-    return LIGHT_COLUMNS + input_columns(pads.dataset(path, filesystem=fs, format="parquet").schema.names)
+    names = pads.dataset(path, filesystem=fs, format="parquet").schema.names
+    return [c for c in LIGHT_COLUMNS if c in names or c != METADATA_LANG] + input_columns(names)
 
 
 def _shards(state: BuildState) -> None:
@@ -124,8 +143,13 @@ def _rejects(state: BuildState) -> None:
     run, v = state.run, state.values
     write_rejects(run, [v["selected"], v["final"]])
     shards = v["shards"]
-    kept = read_sidecars(run, ["entry_ids"])["entry_ids"] if shards else pa.array([], pa.list_(pa.int32()))
-    run.write_npy("stats/entry_counts_post.npy", entry_counts(kept, v["n_entries"]))
+    layout: EntryLayout = v["layout"]
+    columns = ["entry_ids", METADATA_LANG] if layout.worldwide else ["entry_ids"]
+    sidecars = read_sidecars(run, columns) if shards else None
+    kept = sidecars["entry_ids"] if shards else pa.array([], pa.list_(pa.int32()))
+    if shards and layout.worldwide:
+        kept = globalize(kept, sidecars[METADATA_LANG], layout)
+    write_counts(run, "post", entry_counts(kept, layout.n_entries), layout)
     state.say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
     v["outputs"] = {
         "kind": "webdataset_shards",
@@ -304,18 +328,24 @@ def dedup_artifacts(cfg: BuildConfig, run: RunDir, say: Say) -> list[StageSpec]:
     return specs
 
 
-def final_decisions(cfg: BuildConfig, run: RunDir, dedup: list[StageSpec], t: float, n_entries: int, say: Say):
+def final_decisions(
+    cfg: BuildConfig, run: RunDir, dedup: list[StageSpec], t: float, layout: EntryLayout, balance: dict, say: Say
+):
     """count₂ over the rows that survive dedup → stats/entry_counts_dedup.npy → the stages after download
-    (dedup + balance at t). Returns (stage list, balance summary)."""
+    (dedup + balance at t; worldwide each language at its count₁ t_lang). Returns (stage list, balance summary)."""
     specs = list(dedup)
     info: dict = {}
     if "balance" in cfg.stages:
         light = run_stages(run.read("work", "download", columns=_light_columns(run)), chained(dedup))
-        counts = count_entries(light, n_entries)
-        uri = run.write_npy("stats/entry_counts_dedup.npy", counts)
+        counts = count_entries(light, layout)
+        write_counts(run, "dedup", counts, layout)
+        uri = run.path("stats/entry_counts_dedup.npy")
         info = {"matches_after_dedup": int(counts.sum()), "entries_after_dedup": int((counts > 0).sum())}
         say(f"count₂: {info['matches_after_dedup']} matches over {info['entries_after_dedup']} entries after dedup")
-        specs.append(StageSpec(BalanceStage, BalanceStageConfig(counts=uri, t=t, seed=cfg.balance.seed, s3=cfg.s3)))
+        final = BalanceStageConfig(
+            counts=uri, t=t, seed=cfg.balance.seed, s3=cfg.s3, **worldwide_balance(layout, balance)
+        )
+        specs.append(StageSpec(BalanceStage, final))
     return chained(specs), info
 
 

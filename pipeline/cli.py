@@ -420,11 +420,21 @@ def metadata_build(
         int | None, typer.Option(help="Stop at this many entries (config key `target`; default 500000).")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="JSON list to write (config key `output`).")
+        Path | None,
+        typer.Option("--output", "-o", help="JSON list to write (config key `output`); a directory with --languages."),
+    ] = None,
+    languages: Annotated[
+        str | None,
+        typer.Option(
+            "--languages",
+            help="Worldwide: comma-separated languages (en,de,zh,...) or all; writes {lang}.json + sources.json "
+            "into the --output directory.",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing list (new entry ids!).")] = False,
 ):
-    """Build a metadata list offline (WordNet, wordfreq, PMI bigrams, titles, numbers)."""
+    """Build a metadata list offline (WordNet, wordfreq, PMI bigrams, titles, numbers), or with --languages one
+    list per language (Meta CLIP 2's worldwide metadata)."""
     import time
 
     from curation.metadata import MetadataConfig, build_metadata, write_metadata
@@ -434,6 +444,9 @@ def metadata_build(
     overrides += [f"target={target}"] if target is not None else []
     overrides += [f"output={output}"] if output is not None else []
     overrides += ["overwrite=true"] if overwrite else []
+    if languages is not None:
+        _metadata_build_worldwide(config, overrides, languages)
+        return
     cfg = load_config(MetadataConfig, config, overrides)
     if cfg.output.exists() and not cfg.overwrite:
         raise ClipforgeError(
@@ -448,6 +461,29 @@ def metadata_build(
     counts = ", ".join(f"{name} {n}" for name, n in built.counts().items())
     typer.echo(f"wrote {len(built.entries)} entries to {path} in {time.monotonic() - start:.1f}s ({counts})")
     typer.echo(f"sources sidecar: {sidecar}")
+
+
+def _metadata_build_worldwide(config: Path | None, overrides: list[str], languages: str) -> None:
+    """`metadata build --languages`: one list per language into a directory (curation.metadata_worldwide)."""
+    import time
+
+    from curation.metadata_worldwide import WorldwideMetadataConfig, build_worldwide
+    from pipeline.core.config import load_config
+
+    chosen = "all" if languages.strip() == "all" else [x.strip() for x in languages.split(",") if x.strip()]
+    if not chosen:
+        raise ClipforgeError("--languages is empty; give e.g. en,de,zh or all")
+    cfg = load_config(WorldwideMetadataConfig, config, overrides).model_copy(update={"languages": chosen})
+    start = time.monotonic()
+    try:
+        record = build_worldwide(cfg, say=typer.echo)
+    except (OSError, ValueError) as e:
+        raise ClipforgeError(f"metadata build failed: {e}") from None
+    total = sum(v["n_entries"] for v in record["languages"].values())
+    typer.echo(
+        f"wrote {len(record['languages'])} language lists ({total} entries) to {cfg.output} in "
+        f"{time.monotonic() - start:.1f}s; sources: {cfg.output / 'sources.json'}"
+    )
 
 
 @metadata_app.command("info")

@@ -19,7 +19,8 @@ _EXT = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", 
 RESERVED_COLUMNS = frozenset(
     {
         # text phase and balance
-        "uid", "url", "url_raw", "caption", "lang", "lang_score", "entry_ids", "keep_prob", "keep_prob_pre",
+        "uid", "url", "url_raw", "caption", "lang", "lang_score", "metadata_lang", "entry_ids", "keep_prob",
+        "keep_prob_pre",
         "reject_stage", "reject_reason", "reject_detail",
         # download parts: fetch and image columns, the part; shards: key, shard; rejects/ file columns
         "final_url", "fetch_status", "http_status", "content_type", "attempts", "elapsed_s", "image", "width",

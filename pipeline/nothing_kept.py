@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from curation.fetch_config import FetchStatus
 from curation.images import ImageStatus
 from curation.langid import LangReject
+from curation.langmap import LangMapReject
 from curation.text import TextReject
 from pipeline.rundir import RunDir
 from pipeline.stages.match import MatchReject
@@ -25,6 +26,10 @@ HINTS: dict[str, str] = {
     FetchStatus.timeout: "the server answered too slowly: raise download.fetch.deadline_s",
     FetchStatus.opt_out: "the server opts out of AI use (X-Robots-Tag); its images may not be used",
     MatchReject.NO_MATCH: "no caption contains an entry of match.metadata; check that the metadata fits the captions",
+    LangMapReject.NO_METADATA_LANGUAGE: (
+        "no caption is in a language of the metadata directory: add the captions' languages "
+        "(clipforge metadata build --languages)"
+    ),
     LangReject.LANG: "no caption is in a language of text.langid.keep; add the captions' languages (null keeps all)",
     LangReject.LANG_SCORE: "lower text.langid.threshold",
     TextReject.EMPTY: "the captions are empty: check input.caption_col",

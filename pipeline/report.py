@@ -163,7 +163,9 @@ def balance(x: ReportInputs) -> str:
     info = x.manifest.get("balance") or {}
     lines = {k: float(info[k]) for k in ("t", "t_pre") if isinstance(info.get(k), int | float)}
     body = figure(plots.rank_plot(keep + 1, curves, lines), "entry counts rank plot")
-    body += kv_table(list(info.items())) if info else ""
+    flat = [(k, v) for k, v in info.items() if k not in ("t_by_lang", "languages")]
+    body += kv_table(flat) if flat else ""
+    body += _t_lang_table(info.get("languages"))
     if "balance" in x.notes:
         body += f'<p class="muted">{esc(x.notes["balance"])}</p>'
     head = head_entries(x.pre, x.post, x.t, x.names)
@@ -175,6 +177,23 @@ def balance(x: ReportInputs) -> str:
         "After can exceed the cap: a row is kept with 1 − Π(1 − p<sub>e</sub>) over all its entries.</p>"
     )
     return section("balance", "Balancing (entry counts)", body)
+
+
+def _t_lang_table(languages: dict | None) -> str:
+    """Worldwide: each language's threshold (t_en for en, t_lang for the others) and count₁ summary."""
+    if not languages:
+        return ""
+    headers = ["language", "entries", "entries matched", "matches", "t", "tail share at t"]
+    rows = [
+        [lang, v["entries"], v["entries_matched"], v["matches"], f"{v['t']:g}", f"{v['tail_share_at_t']:.3f}"]
+        for lang, v in sorted(languages.items(), key=lambda kv: -kv[1]["matches"])
+    ]
+    note = (
+        '<p class="muted">Meta CLIP 2: English at balance.t; every other language at '
+        "t<sub>lang</sub> = max(1, p_to_t(counts<sub>lang</sub>, t_to_p(counts<sub>en</sub>, t<sub>en</sub>))), so "
+        "each keeps English's tail share.</p>"
+    )
+    return "<h3>Per-language thresholds</h3>" + table(headers, rows, [1, 2, 3, 4, 5]) + note
 
 
 def dedup(x: ReportInputs) -> str:

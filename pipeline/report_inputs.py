@@ -165,9 +165,15 @@ def _load_balance(inputs: ReportInputs, run: RunDir, s3: S3Options | None) -> No
     if inputs.pre is None or not metadata:
         return
     try:
+        if run.exists("stats", "languages.json"):  # worldwide: the lists in layout order, named "lang:entry"
+            layout = json.loads(read_bytes(run.path("stats/languages.json"), s3))["layout"]
+            base = metadata.rstrip("/")
+            lists = {lang: json.loads(read_bytes(f"{base}/{lang}.json", s3)) for lang in layout}
+            inputs.names = [f"{lang}:{e}" for lang in layout for e in lists[lang]]
+            return
         names = json.loads(read_bytes(metadata, s3))
         inputs.names = [str(x) for x in names] if isinstance(names, list) else None
-    except (OSError, ValueError, ClipforgeError) as e:
+    except (OSError, ValueError, KeyError, ClipforgeError) as e:
         inputs.notes["balance"] = f"entry names unavailable: cannot read metadata {metadata!r} ({e})"
 
 

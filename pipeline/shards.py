@@ -31,7 +31,7 @@ from pipeline.stages.download_parts import uid_buckets
 
 SHARD_SALT = 0x7368617264  # "shard"
 SIDECAR_COLUMNS = [
-    "uid", "key", "url", "caption", "lang", "lang_score", "entry_ids", "keep_prob", "keep_prob_pre",
+    "uid", "key", "url", "caption", "lang", "lang_score", "metadata_lang", "entry_ids", "keep_prob", "keep_prob_pre",
     "width", "height", "orig_width", "orig_height", "sha256", "phash", "final_url", "url_raw",
 ]  # fmt: skip
 """Sidecar columns (those present in the run: keep_prob_pre only with the pre_balance stage). Row i of a sidecar is

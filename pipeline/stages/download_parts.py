@@ -24,7 +24,9 @@ from pipeline.core.storage import S3Options, Uri, list_uris, open_write
 from pipeline.stages.base import CPU_LIGHT, IO_BOUND, Resources
 from pipeline.stages.download import FetchImagesConfig, FetchImagesStage
 
-PART_INPUT_COLUMNS = ["uid", "url", "url_raw", "caption", "lang", "lang_score", "entry_ids", "keep_prob_pre"]
+PART_INPUT_COLUMNS = [
+    "uid", "url", "url_raw", "caption", "lang", "lang_score", "metadata_lang", "entry_ids", "keep_prob_pre",
+]  # fmt: skip
 """Columns a download part carries from the text phase (those present); the fetch and image columns are added."""
 PART_NAME = re.compile(r"part-(\d{6})\.parquet$")
 PART_SALT = 0x70617274  # "part": download parts and shards hash the uid differently

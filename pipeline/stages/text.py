@@ -140,7 +140,10 @@ class TextStage:
 
     def __init__(self, config: TextConfig) -> None:
         self.config = config
-        self.lid = LanguageIdentifier(config.langid)
+        langid = config.langid
+        if langid.keep == "metadata":  # not resolved against the metadata (`build.text_config`): an English list
+            langid = langid.model_copy(update={"keep": ["en"]})
+        self.lid = LanguageIdentifier(langid)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         captions, reasons = clean_captions(batch["caption"], self.config.filters)
