@@ -7,7 +7,8 @@ redirects are followed by hand, each hop re-validated, at most `max_redirects`; 
 DNS-to-last-byte of every attempt, redirect and retry wait; the body is capped (Content-Length early, then
 streamed); the Content-Type must look like an image; `X-Robots-Tag` opt-outs are honoured; 429/5xx/connection
 errors are retried with backoff (Retry-After respected up to a cap); a `Fetcher` caps concurrent downloads per
-host; a URL (or redirect hop) that an opt-out registry lists (`curation.optout`) is refused before DNS. Every
+host; a URL (or redirect hop) that an opt-out registry lists (`curation.optout`) is refused before DNS, and with
+a `RobotsPolicy` (`curation.robots`) robots.txt is checked on every hop and its Crawl-delay honoured. Every
 outcome is a `FetchResult` with a `FetchStatus`, never an exception.
 
 Known limits: getaddrinfo cannot be interrupted, so DNS time is bounded by the system resolver's own timeouts
