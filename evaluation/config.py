@@ -19,6 +19,19 @@ Task = Literal["zeroshot_classification", "zeroshot_retrieval", "linear_probe"]
 ALL_TASKS: tuple[str, ...] = ("zeroshot_classification", "zeroshot_retrieval", "linear_probe")
 
 
+def check_benchmark_specs(specs: list[str]) -> list[str]:
+    """`specs` if every one parses as a benchmark `clipforge eval` accepts and none is listed twice, else a
+    `ValueError` naming it (pydantic validators of the eval and train configs)."""
+    for spec in specs:
+        try:
+            parse_benchmark_spec(spec)
+        except EvaluationError as e:
+            raise ValueError(str(e)) from None
+    if len(set(specs)) != len(specs):
+        raise ValueError(f"benchmarks listed twice: {sorted({s for s in specs if specs.count(s) > 1})}")
+    return specs
+
+
 class LinearProbeConfig(StrictModel):
     """Logistic-regression probe settings."""
 
@@ -78,14 +91,7 @@ class EvalConfig(StrictModel):
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, specs: list[str]) -> list[str]:
-        for spec in specs:
-            try:
-                parse_benchmark_spec(spec)
-            except EvaluationError as e:
-                raise ValueError(str(e)) from None
-        if len(set(specs)) != len(specs):
-            raise ValueError(f"benchmarks listed twice: {sorted({s for s in specs if specs.count(s) > 1})}")
-        return specs
+        return check_benchmark_specs(specs)
 
     @field_validator("recall_k")
     @classmethod

@@ -143,15 +143,9 @@ class TrainEvalConfig(StrictModel):
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, specs: list[str]) -> list[str]:
-        from evaluation.datasets import parse_benchmark_spec
-        from evaluation.errors import EvaluationError
+        from evaluation.config import check_benchmark_specs
 
-        for spec in specs:
-            try:
-                parse_benchmark_spec(spec)
-            except EvaluationError as e:
-                raise ValueError(str(e)) from None
-        return specs
+        return check_benchmark_specs(specs)
 
 
 class TrainConfig(StrictModel):

@@ -259,6 +259,11 @@ def build_dataset(
         ds = ds.randomize_block_order()
     kwargs = {"fs": fs, "seed": seed, "balance": balance, "shuffle": shuffle, "board": board}
     kwargs |= {"model_name": model_name, "image_size": image_size, "crop_scale": tuple(crop_scale)}
+    return _decoded(ds, kwargs, batch_size, decode_cpus)
+
+
+def _decoded(ds, kwargs: dict[str, Any], batch_size: int, decode_cpus: float):
+    """One task per shard item: decode, augment and tokenize its samples into blocks of `batch_size` rows."""
     return ds.map_batches(
         shard_batches,
         fn_kwargs={**kwargs, "rows_per_block": batch_size},
@@ -298,13 +303,7 @@ def rank_epoch_dataset(
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     kwargs = {"fs": fs, "seed": seed, "balance": balance, "shuffle": shuffle, "board": None, "epoch": epoch}
     kwargs |= {"model_name": model_name, "image_size": image_size, "crop_scale": tuple(crop_scale)}
-    return ds.map_batches(
-        shard_batches,
-        fn_kwargs={**kwargs, "rows_per_block": batch_size},
-        batch_size=1,
-        batch_format="numpy",
-        num_cpus=decode_cpus,
-    )
+    return _decoded(ds, kwargs, batch_size, decode_cpus)
 
 
 def iter_epoch(shard: Any, batch_size: int, prefetch_batches: int) -> Iterator[dict[str, Any]]:
