@@ -22,14 +22,14 @@ import numpy as np
 from pipeline.build_checks import config_differences, foresight_lines, guard_output, recorded_config, sample_urls
 from pipeline.build_config import BuildConfig, TextConfig
 from pipeline.build_images import image_steps
-from pipeline.core.config import config_hash, dump_config
+from pipeline.core.config import config_hash
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import Uri, exists
 from pipeline.extract import KIND as EXTRACT_KIND
 from pipeline.extract import extract_source
 from pipeline.ingest import check_candidates, input_columns, read_candidates
 from pipeline.nothing_kept import why_nothing_kept
-from pipeline.rundir import RunDir, write_rejects
+from pipeline.rundir import RunDir, enter_run, write_rejects
 from pipeline.stages.balance import (
     BalanceStage,
     BalanceStageConfig,
@@ -305,18 +305,7 @@ def open_run(cfg: BuildConfig, run: RunDir, say: Say, overwrite: bool = False) -
     """The manifest if the run is already complete (same config); None after recording config.yaml (and the run
     marker work/started.json) for a new, resumed or — with `overwrite`, after deleting the earlier run — restarted
     run. Refusals are those of `check_output`. Needs no Ray: the CLI calls it before starting Ray."""
-    state = check_output(cfg, run, overwrite)
-    if state == "complete":
-        say(f"{cfg.output} is already complete (manifest.json); nothing to do. Use --overwrite to rebuild.")
-        return run.read_json("manifest.json")
-    if state == "overwrite":
-        say(f"--overwrite: deleting the earlier run in {cfg.output}")
-        run.remove()
-    if state == "resume":
-        say(f"resuming the unfinished run in {cfg.output}")
-    run.write_text("config.yaml", dump_config(cfg))
-    run.write_json("work/started.json", {"config_hash": config_hash(cfg)})  # marks the directory as a run
-    return None
+    return enter_run(run, cfg, check_output(cfg, run, overwrite), say, "rebuild")
 
 
 def build(cfg: BuildConfig, say: Say = print, overwrite: bool = False) -> dict:

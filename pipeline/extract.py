@@ -24,12 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from curation.wat import CANDIDATES_SCHEMA, WatCounts, looks_like_warc
 from pipeline.build_checks import config_differences
-from pipeline.core.config import config_hash, dump_config, validate_config
+from pipeline.core.config import config_hash, validate_config
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import S3Options, Uri, filesystem, list_uris, open_write, read_bytes
 from pipeline.extract_config import ExtractConfig
 from pipeline.ingest import expand_path
-from pipeline.rundir import RunDir
+from pipeline.rundir import RunDir, enter_run
 from pipeline.stages.base import StageSpec, apply_stage
 from pipeline.stages.wat import WatFilesConfig, collapse_block, extract_files, file_id
 from pipeline.stats import package_versions
@@ -150,18 +150,7 @@ def _recorded(run: RunDir) -> ExtractConfig | None:
 def open_run(cfg: ExtractConfig, say: Say, overwrite: bool = False) -> dict | None:
     """The manifest of an already complete run (same config), else None after recording config.yaml and work/."""
     run = RunDir(cfg.output, cfg.s3)
-    state = output_state(cfg, run, overwrite)
-    if state == "complete":
-        say(f"{cfg.output} is already complete (manifest.json); nothing to do. Use --overwrite to extract again.")
-        return run.read_json("manifest.json")
-    if state == "overwrite":
-        say(f"--overwrite: deleting the earlier run in {cfg.output}")
-        run.remove()
-    elif state == "resume":
-        say(f"resuming the unfinished run in {cfg.output}")
-    run.write_text("config.yaml", dump_config(cfg))
-    run.write_json("work/started.json", {"config_hash": config_hash(cfg)})
-    return None
+    return enter_run(run, cfg, output_state(cfg, run, overwrite), say, "extract again")
 
 
 def committed(run: RunDir) -> dict[str, dict]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from pipeline.core.config import config_hash, dump_config
 from pipeline.core.storage import (
     S3Options,
     Uri,
@@ -127,6 +129,24 @@ class RunDir:
         self.remove("work", name)  # a killed earlier run's files would otherwise be read back as well
         ds.write_parquet(path, filesystem=fs)
         return ray.data.read_parquet(path, filesystem=fs)
+
+
+def enter_run(run: RunDir, cfg: Any, state: str, say: Callable[[str], None], again: str) -> dict | None:
+    """Act on what a command found in its output (`state`: new, resume, overwrite or complete; the command's own
+    check decides it and refuses the rest): the manifest of a complete run (nothing to do; `again` says what
+    --overwrite would do), else None after deleting an earlier run (overwrite) and recording config.yaml and the
+    run marker work/started.json. Shared by `clipforge build` and `clipforge extract`."""
+    if state == "complete":
+        say(f"{cfg.output} is already complete (manifest.json); nothing to do. Use --overwrite to {again}.")
+        return run.read_json("manifest.json")
+    if state == "overwrite":
+        say(f"--overwrite: deleting the earlier run in {cfg.output}")
+        run.remove()
+    elif state == "resume":
+        say(f"resuming the unfinished run in {cfg.output}")
+    run.write_text("config.yaml", dump_config(cfg))
+    run.write_json("work/started.json", {"config_hash": config_hash(cfg)})  # marks the directory as a run
+    return None
 
 
 # Rejected rows' columns, renamed as rejects/*.parquet stores them (DESIGN.md §1: uid, url, stage, reason, detail).
