@@ -47,7 +47,8 @@ def canonicalize(batch: pa.Table, config: None = None) -> pa.Table:
     bad = None
     if BAD_ROW_COLUMN in batch.column_names:  # input.on_bad_rows: skip — uid from the row's file, line and text
         bad = batch[BAD_ROW_COLUMN].combine_chunks()
-        uid = pc.if_else(pc.is_valid(bad), url_uids(pc.fill_null(bad, "")), uid)
+        valid = pc.is_valid(bad)
+        uid = pc.replace_with_mask(uid, valid, url_uids(bad.filter(valid)))  # hashes only the bad rows
         batch = batch.drop_columns([BAD_ROW_COLUMN])
     batch = batch.append_column("url_raw", raw.cast(pa.string())).append_column("uid", uid)
     if bad is not None:
