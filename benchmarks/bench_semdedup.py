@@ -73,7 +73,7 @@ def main() -> None:
     print("| measurement | seconds | dropped |")
     print("|---|---|---|")
     print(
-        f"| clipforge semantic_duplicates (k-means + greedy within-cluster pass) | {ours:.1f} | {res.dropped.sum():,} |"
+        f"| clipforge semantic_duplicates (k-means + greedy pass) | {ours:.1f} | {res.dropped.sum():,} |"
     )
     print(f"| k-means alone (sample fit + assignment) | {kmeans:.1f} | |")
     print(f"| SemDeDup reference within-cluster step (triu max), same clusters | {ref:.1f} | {ref_drops:,} |")
