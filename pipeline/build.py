@@ -41,6 +41,7 @@ from pipeline.stages.balance import (
 )
 from pipeline.stages.base import StageSpec, run_stages, setup_scope
 from pipeline.stages.download import load_opt_out
+from pipeline.stages.embed import check_model, check_stored_width
 from pipeline.stages.match import (
     METADATA_LANG,
     MatchStage,
@@ -225,6 +226,8 @@ def preflight(cfg: BuildConfig) -> Inputs:
             raise ClipforgeError(f"match.metadata {cfg.match.metadata!r} is an empty list")
     if "download" in cfg.stages:
         load_opt_out(cfg.download.opt_out_registry, cfg.s3)  # malformed: exit 2 naming the file and line
+    if "embed" in cfg.stages:  # a missing or unloadable model, or another width than stored embeddings: exit 2 now
+        check_stored_width(RunDir(cfg.output, cfg.s3), cfg.embed, check_model(cfg.embed))
     eval_sets = [s.path for s in cfg.dedup.eval_sets] if "dedup" in cfg.stages else []
     for s in cfg.dedup.eval_sets if "dedup" in cfg.stages else []:
         if not exists(s.path, cfg.s3):

@@ -16,9 +16,12 @@ from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options
 from pipeline.dedup.config import DedupConfig
 from pipeline.stages.download import DownloadConfig
+from pipeline.stages.model_configs import ClipFilterConfig, EmbedConfig, SemDedupConfig
 
-Stage = Literal["text", "match", "pre_balance", "download", "dedup", "balance"]
-STAGE_ORDER: tuple[str, ...] = ("text", "match", "pre_balance", "download", "dedup", "balance")
+Stage = Literal["text", "match", "pre_balance", "download", "dedup", "embed", "clip_filter", "semdedup", "balance"]
+STAGE_ORDER: tuple[str, ...] = (
+    "text", "match", "pre_balance", "download", "dedup", "embed", "clip_filter", "semdedup", "balance",
+)  # fmt: skip
 TEXT_ONLY: tuple[str, ...] = ("text", "match", "balance")
 
 
@@ -115,6 +118,12 @@ class BuildConfig(StrictModel):
     """Decode, validation, resize and re-encoding of downloaded images (also used to hash eval-set images)."""
     dedup: DedupConfig = DedupConfig()
     """Exact, near-duplicate and eval-set dedup (the eval sets are listed here)."""
+    embed: EmbedConfig = EmbedConfig()
+    """Optional embed stage: open_clip image and caption embeddings of the downloaded rows, stored in the run."""
+    clip_filter: ClipFilterConfig = ClipFilterConfig()
+    """Optional clip_filter stage: drop pairs whose image and caption embeddings disagree (needs embed)."""
+    semdedup: SemDedupConfig = SemDedupConfig()
+    """Optional semdedup stage: SemDeDup over the image embeddings (needs embed)."""
     shards: ShardConfig = ShardConfig()
     s3: S3Options = S3Options()
     """Endpoint and region for s3:// locations (credentials come from the standard AWS chain)."""
@@ -135,6 +144,15 @@ class BuildConfig(StrictModel):
                 raise ValueError(f"the {stage} stage needs the match stage (entry ids)")
         if "dedup" in self.stages and "download" not in self.stages:
             raise ValueError("the dedup stage needs the download stage (pHashes come from downloaded images)")
+        if "embed" in self.stages and "download" not in self.stages:
+            raise ValueError("the embed stage needs the download stage (it embeds the stored images)")
+        if "embed" in self.stages and not self.embed.model:
+            raise ValueError("embed.model is required when the embed stage runs (local-dir:PATH or a config name)")
+        for stage in ("clip_filter", "semdedup"):
+            if stage in self.stages and "embed" not in self.stages:
+                raise ValueError(f"the {stage} stage needs the embed stage (embeddings)")
+        if "clip_filter" in self.stages:
+            self.clip_filter.check()
         if "pre_balance" in self.stages and "download" not in self.stages:
             raise ValueError("the pre_balance stage only makes sense before the download stage; use balance")
         return self

@@ -56,6 +56,7 @@ from pipeline.stages.balance import (
     write_languages,
 )
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
+from pipeline.stages.clip_filter import ClipFilterReason, ClipFilterStage, ListedRejectConfig, clip_filter_barrier
 from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig
 from pipeline.stages.download_parts import (
     PART_INPUT_COLUMNS,
@@ -66,7 +67,9 @@ from pipeline.stages.download_parts import (
     committed_parts,
     uid_buckets,
 )
+from pipeline.stages.embed import EMBED_DIR, check_model, embed_parts
 from pipeline.stages.match import METADATA_LANG, EntryLayout, entry_layout
+from pipeline.stages.semdedup import SemDedupReason, SemDedupStage, semdedup_barrier
 from pipeline.stats import read_table
 from pipeline.steps import BuildState, Progress, Say, Step
 
@@ -109,6 +112,46 @@ def _download(state: BuildState) -> None:
 
 def _dedup(state: BuildState) -> None:
     state.values["dedup"] = dedup_artifacts(state.cfg, state.run, state.say)
+
+
+def _embed(state: BuildState) -> None:
+    cfg, v = state.cfg, state.values
+    track = state.heartbeat.track if state.heartbeat else None
+    dim = v.get("embed_dim") or check_model(cfg.embed)
+    v["embed"] = embed_parts(cfg.embed, state.run, v["dedup"], dim, state.say, track, cfg.s3)
+
+
+def _model_filters(state: BuildState) -> None:
+    """The clip_filter and semdedup barriers (each reused when a killed run finished it); their reject stages join
+    the dedup stages, so count₂ and balance see only what survives every filter."""
+    cfg, run, v = state.cfg, state.run, state.values
+    clip_list = None
+    if "clip_filter" in cfg.stages:
+        clip_list = clip_filter_barrier(run, cfg.clip_filter)
+        reason = str(ClipFilterReason.low_clip_score)
+        v["dedup"].append(StageSpec(ClipFilterStage, ListedRejectConfig(path=clip_list, reason=reason, s3=cfg.s3)))
+        info = run.read_json("dedup/clip_filter.json")
+        state.say(f"clip_filter: {info['rejected']} of {info['scored']} rows below score {info['threshold']:.4f}")
+    if "semdedup" in cfg.stages:
+        uri = semdedup_barrier(run, cfg.semdedup, after=clip_list)
+        reason = str(SemDedupReason.semantic_duplicate)
+        v["dedup"].append(StageSpec(SemDedupStage, ListedRejectConfig(path=uri, reason=reason, s3=cfg.s3)))
+        info = run.read_json("dedup/semdedup.json")
+        state.say(f"semdedup: {info['rejected']} of {info['embedded']} rows are semantic duplicates")
+
+
+def _model_plan(cfg: BuildConfig) -> list[str]:
+    lines = []
+    if "clip_filter" in cfg.stages:
+        c = cfg.clip_filter
+        rule = f"score >= {c.threshold:g}" if c.threshold is not None else f"top {c.keep_fraction:g} by score"
+        lines.append(f"clip_filter (barrier: cosine(image, caption), keep {rule}) -> dedup/clip_filter.parquet")
+    if "semdedup" in cfg.stages:
+        s = cfg.semdedup
+        lines.append(
+            f"semdedup (barrier: k-means k={s.n_clusters}, cosine >= 1 - {s.eps:g}) -> dedup/semdedup.parquet"
+        )
+    return lines
 
 
 def _balance(state: BuildState) -> None:
@@ -159,6 +202,9 @@ def _rejects(state: BuildState) -> None:
         "shards": [{k: e[k] for k in ("path", "sidecar", "n", "sha256", "bytes")} for e in shards],
         "outputs": {"shards": "shards/", "rejects": "rejects/", "stats": "stats/", "dedup": "dedup/"},
     }
+    if "embed" in v:
+        v["outputs"]["embed"] = v["embed"]
+        v["outputs"]["outputs"]["embeddings"] = f"{EMBED_DIR}/"
 
 
 def _dedup_plan(cfg: BuildConfig) -> list[str]:
@@ -172,6 +218,7 @@ def _dedup_plan(cfg: BuildConfig) -> list[str]:
 
 def _balance_plan(cfg: BuildConfig) -> list[str]:
     stages = ["dedup", *(["eval_dedup"] if cfg.dedup.eval_sets else [])] if "dedup" in cfg.stages else []
+    stages += [s for s in ("clip_filter", "semdedup") if s in cfg.stages]
     if "balance" in cfg.stages:
         stages += ["count_entries (barrier) -> stats/entry_counts_dedup.npy", "balance at t"]
     return [*stages, "checkpoint work/final (decisions, no image bytes)"]
@@ -195,14 +242,36 @@ def image_steps(cfg: BuildConfig) -> list[Step]:
             rejects=(DOWNLOAD, IMAGES),
         ),
         Step("dedup", _dedup, _dedup_plan),
+        *_model_steps(cfg),
         Step(
-            "balance", _balance, _balance_plan, rejects=(DedupRejectStage.name, EvalDedupStage.name, BalanceStage.name)
+            "balance",
+            _balance,
+            _balance_plan,
+            rejects=(DedupRejectStage.name, EvalDedupStage.name, *_model_rejects(cfg), BalanceStage.name),
         ),
         Step(
             "shards", _shards, lambda c: ["write shards/shard-NNNNNN.tar + .parquet [resumable: ledger work/shards/]"]
         ),
         Step("rejects", _rejects, lambda c: ["write rejects/", "count_entries (kept) -> stats/entry_counts_post.npy"]),
     ]
+
+
+def _model_steps(cfg: BuildConfig) -> list[Step]:
+    """The optional model-based steps (#22): embed parts, then the clip_filter / semdedup barriers."""
+    if "embed" not in cfg.stages:
+        return []
+    where = f"{cfg.embed.model}: open_clip actors, {cfg.embed.num_gpus:g} GPU each when the cluster has GPUs, else CPU"
+    embed_lines = [f"embed ({where}) -> {EMBED_DIR}/parts/ float16 [resumable]"]
+    steps = [Step("embed", _embed, lambda c: embed_lines, rejects=())]
+    if "clip_filter" in cfg.stages or "semdedup" in cfg.stages:
+        steps.append(Step("model_filters", _model_filters, _model_plan))
+    return steps
+
+
+def _model_rejects(cfg: BuildConfig) -> tuple[str, ...]:
+    return tuple(
+        s.name for s, on in ((ClipFilterStage, "clip_filter"), (SemDedupStage, "semdedup")) if on in cfg.stages
+    )
 
 
 def _col(name: str):

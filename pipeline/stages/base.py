@@ -31,6 +31,8 @@ class Resources:
     num_cpus: float
     num_gpus: float = 0.0
     max_actors: int | None = None
+    actors: bool = False
+    """Always an actor pool, GPU or not (a model that should stay resident in its process, e.g. the embed stage)."""
 
 
 IO_BOUND = Resources(0.25)  # network-bound work (downloads): many small slots per core
@@ -48,6 +50,8 @@ class StageSpec:
     config: Any = None
     batch_size: int | None = 1024
     extra: dict = field(default_factory=dict)
+    resources: Resources | None = None
+    """Overrides the stage's class `resources` (decided at run time, e.g. GPUs only when the cluster has them)."""
 
     @property
     def name(self) -> str:
@@ -169,14 +173,14 @@ def _map_kwargs(spec: StageSpec, **kw: Any) -> tuple[Any, dict[str, Any]]:
     pool for GPU class stages."""
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
-    res: Resources = getattr(spec.stage, "resources", CPU_LIGHT)
+    res: Resources = spec.resources or getattr(spec.stage, "resources", CPU_LIGHT)
     kw.update(batch_format="pyarrow", num_cpus=res.num_cpus)
     if res.num_gpus:
         kw["num_gpus"] = res.num_gpus
     if not isinstance(spec.stage, type):
         return spec.stage, {**kw, "fn_kwargs": {"config": spec.config}}
     size = res.max_actors or default_max_actors(res)
-    if res.num_gpus or os.environ.get("CLIPFORGE_STAGE_COMPUTE") == "actors":
+    if res.num_gpus or res.actors or os.environ.get("CLIPFORGE_STAGE_COMPUTE") == "actors":
         pool = ActorPoolStrategy(min_size=1, max_size=size)
         return spec.stage, {**kw, "compute": pool, "fn_constructor_kwargs": {"config": spec.config}}
     return _as_task(spec), {**kw, "compute": TaskPoolStrategy(size=size)}

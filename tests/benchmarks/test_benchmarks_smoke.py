@@ -22,7 +22,7 @@ EXPECTED = {
     "bench_eval.py": "smoke: clipforge zero-shot on 200 digits",
     "bench_extract.py": "### WAT extraction",
     "bench_localweb.py": "| localweb: image GETs on loopback",
-    "bench_semdedup.py": "| clipforge semantic_duplicates",
+    "bench_semdedup.py": "| clipforge semantic_duplicates (normalise",
     "bench_ray_overhead.py": "### Fixed cost of one Ray Data execution",
     "bench_text.py": "- (b) normalise + filters + LID + match, end to end",
     "bench_train.py": "### Training throughput",
