@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "auto", s
             torch.manual_seed(seed)
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=checkpoint, device=device)
         tokenizer = open_clip.get_tokenizer(name)
-    except (RuntimeError, ValueError, KeyError, OSError) as e:
+    except (RuntimeError, ValueError, KeyError, OSError, EOFError, pickle.UnpicklingError) as e:  # a corrupt file
         where = checkpoint or name
         raise EvaluationError(f"could not load model {name!r} from {where!r}: {e}") from None
     model.eval()

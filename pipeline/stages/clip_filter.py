@@ -9,6 +9,7 @@ threshold, counts and a score histogram, for the report). `ListedRejectStage` ap
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 import numpy as np
@@ -47,12 +48,15 @@ def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def choose_threshold(scores: np.ndarray, cfg: ClipFilterConfig) -> float:
-    """The configured threshold, or the score at quantile 1 − keep_fraction of `scores` (rows ≥ it are kept)."""
+    """The configured threshold, or the score of the ⌈keep_fraction × n⌉-th best row (rows ≥ it are kept; ties at
+    the threshold are all kept)."""
     if cfg.threshold is not None:
         return float(cfg.threshold)
-    if not len(scores):
-        return -1.0
-    return float(np.quantile(scores, 1.0 - float(cfg.keep_fraction), method="lower"))
+    n = len(scores)
+    keep = min(n, math.ceil(float(cfg.keep_fraction) * n - 1e-9))
+    if keep == 0:
+        return float("inf") if n else -1.0
+    return float(np.sort(scores)[n - keep])
 
 
 LIST_SCHEMA = pa.schema([("uid", pa.string()), ("detail", pa.string())])

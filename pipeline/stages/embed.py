@@ -120,7 +120,7 @@ class EmbedPartStage:
     def commit(self, part: int) -> int:
         """Embed download part `part`'s live rows and commit the part's file; returns the rows embedded."""
         data = read_bytes(str(Uri.parse(self.config.download_dir).join(part_name(part))), self.config.s3)
-        table = pq.read_table(pa.BufferReader(data), columns=_PART_COLUMNS)
+        table = pq.read_table(pa.BufferReader(data))  # the dedup stages read their own columns (phash, uid)
         table = self.before(table)
         live = live_mask(table) & pc.is_valid(table["image"]).to_numpy(zero_copy_only=False)
         rows = table.filter(pa.array(live))
@@ -129,10 +129,6 @@ class EmbedPartStage:
         with open_write(Uri.parse(self.config.out_dir).join(part_name(part)), self.config.s3) as f:
             pq.write_table(out, f)
         return out.num_rows
-
-
-_PART_COLUMNS = ["uid", "url", "caption", "image", "phash", "sha256", "orig_width", "orig_height"]
-_PART_COLUMNS += ["reject_stage", "reject_reason", "reject_detail"]
 
 
 def _vectors(x: np.ndarray) -> pa.Array:
