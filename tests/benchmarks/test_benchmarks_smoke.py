@@ -17,6 +17,7 @@ EXPECTED = {
     "balance_ablation.py": "### Balance ablation",
     "bench_balance.py": "| count + balance, 2,000 rows",
     "bench_build.py": "### Build end to end",
+    "bench_embed.py": "| embed stage, steady state",
     "bench_dedup.py": "| measurement | peer | clipforge | ratio | command |",
     "bench_download.py": "round 1 fused:",
     "bench_eval.py": "smoke: clipforge zero-shot on 200 digits",

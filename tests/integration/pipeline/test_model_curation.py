@@ -1,14 +1,12 @@
 """embed → clip_filter → semdedup on a real local Ray with a tiny random open_clip model (CPU): download parts in,
 float16 embeddings per part out (resumable), reject lists from the two barriers applied by their stages."""
 
-import io
 import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from pipeline.core.errors import ClipforgeError
 from pipeline.dedup.reject import DedupRejectConfig, DedupRejectStage
@@ -18,6 +16,7 @@ from pipeline.stages.clip_filter import ClipFilterStage, ListedRejectConfig, cli
 from pipeline.stages.embed import PARTS_DIR, check_model, check_stored_width, embed_parts, read_embeddings
 from pipeline.stages.model_configs import ClipFilterConfig, EmbedConfig, SemDedupConfig
 from pipeline.stages.semdedup import SemDedupStage, semdedup_barrier
+from tests.fixtures.model_curation import jpeg, part_table
 
 
 @pytest.fixture(scope="module")
@@ -25,27 +24,6 @@ def tiny_model(tmp_path_factory):
     from evaluation.models import export_random_local_dir
 
     return export_random_local_dir("clipforge-tiny", tmp_path_factory.mktemp("tiny") / "model", seed=0)
-
-
-def jpeg(colour, size=40) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), colour).save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def part_table(uids, images, reasons):
-    n = len(uids)
-    return pa.table(
-        {
-            "uid": uids,
-            "url": [f"http://127.0.0.1/{u}.jpg" for u in uids],
-            "caption": [f"a photo of thing {u}" for u in uids],
-            "image": pa.array(images, pa.binary()),
-            "reject_stage": [None if r is None else "download" for r in reasons],
-            "reject_reason": pa.array(reasons, pa.string()),
-            "reject_detail": pa.nulls(n, pa.string()),
-        }
-    )
 
 
 @pytest.fixture
