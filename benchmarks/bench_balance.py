@@ -60,8 +60,10 @@ def main() -> None:
     init_ray()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
-        ds = apply_stage(ray.data.range(args.rows, override_num_blocks=max(8, args.rows // 50_000)),
-                         StageSpec(make_block, 0, batch_size=None))
+        ds = apply_stage(
+            ray.data.range(args.rows, override_num_blocks=max(8, args.rows // 50_000)),
+            StageSpec(make_block, 0, batch_size=None),
+        )
         ds = ds.materialize()
         t1 = time.monotonic()
         counts = count_entries(ds, N_ENTRIES)
@@ -75,10 +77,12 @@ def main() -> None:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     store = ray.cluster_resources().get("object_store_memory", 0) / 2**30
     n = args.rows
-    print(f"| count + balance, {n:,} rows, {N_ENTRIES:,} entries, 2 cores | count {n / (t2 - t1):,.0f} rows/s, "
-          f"balance {n / (t3 - t2):,.0f} rows/s, end to end {n / (t3 - t1):,.0f} rows/s (synthesis "
-          f"{t1 - t0:.1f} s excluded) | t = {t:g}, kept {kept:,} ({kept / n:.1%}) | driver peak RSS "
-          f"{rss_mib:,.0f} MiB, object store {store:.1f} GiB | `python benchmarks/bench_balance.py --rows {n}` |")
+    print(
+        f"| count + balance, {n:,} rows, {N_ENTRIES:,} entries, 2 cores | count {n / (t2 - t1):,.0f} rows/s, "
+        f"balance {n / (t3 - t2):,.0f} rows/s, end to end {n / (t3 - t1):,.0f} rows/s (synthesis "
+        f"{t1 - t0:.1f} s excluded) | t = {t:g}, kept {kept:,} ({kept / n:.1%}) | driver peak RSS "
+        f"{rss_mib:,.0f} MiB, object store {store:.1f} GiB | `python benchmarks/bench_balance.py --rows {n}` |"
+    )
 
 
 if __name__ == "__main__":

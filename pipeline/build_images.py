@@ -33,6 +33,7 @@ from pipeline.dedup import (
     near_dedup,
 )
 from pipeline.ingest import input_columns
+from pipeline.politeness import write_politeness
 from pipeline.rundir import RunDir, write_rejects
 from pipeline.shards import (
     SHARD_SALT,
@@ -108,6 +109,8 @@ def _select(state: BuildState) -> None:
 def _download(state: BuildState) -> None:
     track = state.heartbeat.track if state.heartbeat else None
     state.values["download"] = download_parts(state.cfg, state.run, state.values["selected"], state.say, track)
+    facts = write_politeness(state.run, state.cfg.download)
+    state.say(f"download: {facts['requests']:,} requests to {facts['hosts']:,} hosts -> stats/hosts.parquet")
 
 
 def _dedup(state: BuildState) -> None:
@@ -238,7 +241,10 @@ def image_steps(cfg: BuildConfig) -> list[Step]:
         Step(
             "download",
             _download,
-            lambda c: ["download parts (fetch + decode + sha256 + pHash) -> work/download/ [resumable]"],
+            lambda c: [
+                "download parts (fetch + decode + sha256 + pHash) -> work/download/ [resumable]",
+                "per-host requests, robots.txt and opt-out counts -> stats/hosts.parquet, stats/politeness.json",
+            ],
             rejects=(DOWNLOAD, IMAGES),
         ),
         Step("dedup", _dedup, _dedup_plan),

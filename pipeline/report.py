@@ -1,10 +1,10 @@
 """`clipforge report RUN`: one self-contained, offline HTML page of what curation did (DESIGN.md §8).
 
 Sections, in order: run header, extraction (only for a build of a `clipforge extract` output), funnel, rejection
-reasons, download errors, languages, balancing (rank plot, head entries), dedup (cluster sizes, example pairs), image
-size and caption length, random kept samples, training, evaluation. A section whose inputs the run lacks says so in
-one line. `pipeline.report_inputs` reads the run, `pipeline.report_summaries` computes, `pipeline.report_plots`
-draws; this module only lays out HTML and writes it.
+reasons, download errors, politeness (requests per host, robots.txt, opt-outs), languages, balancing (rank plot, head
+entries), dedup (cluster sizes, example pairs), image size and caption length, random kept samples, training,
+evaluation. A section whose inputs the run lacks says so in one line. `pipeline.report_inputs` reads the run,
+`pipeline.report_summaries` computes, `pipeline.report_plots` draws; this module only lays out HTML and writes it.
 """
 
 from __future__ import annotations
@@ -135,6 +135,50 @@ def downloads(x: ReportInputs) -> str:
     if bad:
         body += table(["decode / validation reason", "rows"], bad, [1])
     return section("download", "Download errors", body)
+
+
+def politeness(x: ReportInputs) -> str:
+    """How the download treated the sites it read: settings, requests per host, robots.txt, opt-outs by source."""
+    p = x.politeness
+    if p is None:
+        return section("politeness", "Politeness", missing("stats/politeness.json is absent (text-only build)"))
+    body = (
+        f"<p>{int(p.get('requests', 0)):,} HTTP requests to {int(p.get('hosts', 0)):,} hosts for "
+        f"{int(p.get('rows', 0)):,} downloaded rows: every image attempt (retries included) plus one robots.txt "
+        "request per origin; a registry or robots.txt refusal makes no request.</p>"
+    )
+    body += "<h3>Settings</h3>" + kv_table(list((p.get("settings") or {}).items()))
+    if x.hosts is not None and x.hosts.num_rows:
+        cols = x.hosts.column_names
+        top = list(zip(x.hosts["host"].to_pylist(), x.hosts["requests"].to_pylist(), strict=True))
+        body += f"<h3>Requests per host (top {x.hosts.num_rows})</h3>"
+        body += figure(plots.barh([(h or "(no host)", int(n)) for h, n in top], "requests"), "requests per host")
+        rows = [[f"{v:.1f}" if isinstance(v, float) else v for v in r.values()] for r in x.hosts.to_pylist()]
+        body += table(cols, rows, range(1, len(cols)))
+    robots = p.get("robots") or {}
+    if robots.get("origins"):
+        states = ", ".join(f"{esc(k)} {int(v):,}" for k, v in (robots.get("states") or {}).items())
+        body += f"<h3>robots.txt</h3><p>{int(robots['origins']):,} origins fetched once each: {states}.</p>"
+    refused = p.get("robots_refused_origins") or []
+    if refused:
+        body += table(["origin refused as a whole", "why"], [[r["origin"], r["why"]] for r in refused])
+    by_source = p.get("opt_out_by_source") or {}
+    robots_rows = by_source.get("robots.txt", {}).get("top", [])
+    if robots_rows:
+        rows = [[*key.split("\t", 1), n] for key, n in robots_rows[:20]]
+        body += table(["host refused by robots.txt", "why", "rows"], rows, [2])
+    if by_source:
+        body += "<h3>Opt-outs by source</h3>" + table(
+            ["source", "rows"], [[k, v["rows"]] for k, v in by_source.items()], [1]
+        )
+        for source in ("X-Robots-Tag", "registry"):
+            top = by_source.get(source, {}).get("top", [])
+            if top:
+                key = "directive" if source == "X-Robots-Tag" else "registry entry"
+                body += table([f"{source}: {key}", "rows"], top[:20], [1])
+    else:
+        body += '<p class="muted">No opt-outs: no X-Robots-Tag, registry or robots.txt refusal.</p>'
+    return section("politeness", "Politeness", body)
 
 
 def languages(x: ReportInputs) -> str:
@@ -305,6 +349,7 @@ SECTIONS = (
     ("funnel", "Funnel", funnel),
     ("reasons", "Reasons", reasons),
     ("download", "Downloads", downloads),
+    ("politeness", "Politeness", politeness),
     ("languages", "Languages", languages),
     ("balance", "Balancing", balance),
     ("dedup", "Duplicates", dedup),

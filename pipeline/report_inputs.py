@@ -7,6 +7,7 @@ and seed give the same report. Nothing here renders HTML.
 Reads (paths relative to RUN):
   manifest.json (required), config.yaml (`match.metadata` → entry names), stats/funnel.json, stats/extract.json
   (the extraction funnel the build copied from its `clipforge extract` input),
+  stats/politeness.json + stats/hosts.parquet (the download's requests per host, robots.txt, opt-outs),
   stats/entry_counts_pre.npy + stats/entry_counts_post.npy (+ optional entry_counts_dedup.npy; manifest.balance.t
   and t_pre), rejects/*.parquet,
   shards/shard-NNNNNN.parquet sidecars (or curated/*.parquet for a text-only run) and the .tar beside each,
@@ -38,6 +39,7 @@ from pipeline.rundir import RunDir
 
 SIDECAR_COLUMNS = ["uid", "key", "url", "caption", "lang", "width", "height", "orig_width", "orig_height"]
 DEDUP_STEPS = ("exact", "near")
+HOSTS_SHOWN = 20  # stats/hosts.parquet is sorted by requests: the report reads its head
 
 
 @dataclass
@@ -49,6 +51,8 @@ class ReportInputs:
     config: dict | None = None
     funnel: dict | None = None
     extract: dict | None = None  # stats/extract.json: the build read a `clipforge extract` output
+    politeness: dict | None = None  # stats/politeness.json (image builds): settings, robots.txt, opt-outs
+    hosts: pa.Table | None = None  # stats/hosts.parquet: requests and outcomes per host, most requests first
     pre: np.ndarray | None = None
     post: np.ndarray | None = None
     after_dedup: np.ndarray | None = None  # image builds: count₂ over the rows that survive dedup
@@ -312,6 +316,11 @@ def load_inputs(
         inputs.funnel = run.read_json("stats/funnel.json")
     if run.exists("stats", "extract.json"):
         inputs.extract = run.read_json("stats/extract.json")
+    if run.exists("stats", "politeness.json"):
+        inputs.politeness = run.read_json("stats/politeness.json")
+    if run.exists("stats", "hosts.parquet"):
+        fs, path = run.fs("stats", "hosts.parquet")
+        inputs.hosts = pq.read_table(path, filesystem=fs).slice(0, HOSTS_SHOWN)
     _load_balance(inputs, run, s3)
     _load_rejects(inputs, run, s3)
     _load_sidecars(inputs, run, s3, max_sidecars)

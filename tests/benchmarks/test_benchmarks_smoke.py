@@ -1,11 +1,13 @@
 """Benchmarks cannot rot: every script in benchmarks/ runs its `--smoke` mode (a tiny run, seconds, no internet, no
-GPU, no peer installed) end to end, exits 0 and prints its result line."""
+GPU, no peer installed) end to end, exits 0 and prints its result line. The smokes run side by side (`smokes`)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,33 +33,69 @@ EXPECTED = {
 }
 # Per script: the Ray-based ones (a whole build, Ray Train) pay Ray's per-step start-up: minutes on a busy 2-core box.
 TIMEOUT_S = 600
+# The smokes mostly wait (Ray and Ray Train start-up, loopback servers, sleeps between rounds: ~80 s of CPU in ~300 s
+# of wall, run one by one), so they run side by side, PARALLEL at a time, the slowest started first; each test then
+# only reads its own finished run.
+PARALLEL = 4
+SLOWEST_FIRST = ("bench_train.py", "balance_ablation.py", "bench_download.py", "bench_balance.py", "bench_eval.py")
+LEVERS = "bench_train.py --levers"
 
 
-def test_every_benchmark_is_listed():
-    assert sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")) == sorted(EXPECTED)
+@dataclass
+class Smoke:
+    cmd: list[str]
+    out: Path
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
 
 
-@pytest.mark.timeout(TIMEOUT_S + 60)
+def _commands() -> dict[str, list[str]]:
+    order = [*SLOWEST_FIRST, *sorted(set(EXPECTED) - set(SLOWEST_FIRST))]
+    cmds = {script: [sys.executable, f"benchmarks/{script}", "--smoke"] for script in order}
+    cmds[LEVERS] = [sys.executable, "benchmarks/bench_train.py", "--levers", "--smoke"]
+    return cmds
+
+
+@pytest.fixture(scope="module")
+def smokes(tmp_path_factory) -> dict[str, Smoke]:
+    """Every smoke run to completion (or killed at TIMEOUT_S), PARALLEL at a time; output in files, not pipes."""
+    env = {**os.environ, "RAY_ADDRESS": "", "CUDA_VISIBLE_DEVICES": ""}  # each its own local Ray, CPU only
+    tmp = tmp_path_factory.mktemp("smokes")
+    runs = {name: Smoke(cmd, tmp / name.replace(" ", "_")) for name, cmd in _commands().items()}
+    pending, running = list(runs.values()), []
+    while pending or running:
+        while pending and len(running) < PARALLEL:
+            run = pending.pop(0)
+            with open(f"{run.out}.out", "wb") as out, open(f"{run.out}.err", "wb") as err:
+                run.proc = subprocess.Popen(run.cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
+            run.started = time.monotonic()
+            running.append(run)
+        time.sleep(0.2)
+        for run in list(running):
+            if run.proc.poll() is None and time.monotonic() - run.started > TIMEOUT_S:
+                run.proc.kill()
+            if run.proc.poll() is not None:
+                run.returncode = run.proc.returncode
+                run.stdout = Path(f"{run.out}.out").read_text(errors="replace")
+                run.stderr = Path(f"{run.out}.err").read_text(errors="replace")
+                running.remove(run)
+    return runs
+
+
+@pytest.mark.timeout(3 * TIMEOUT_S)
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_smoke_mode_runs_end_to_end(script):
-    env = {**os.environ, "RAY_ADDRESS": "", "CUDA_VISIBLE_DEVICES": ""}  # a local Ray, CPU only
-    proc = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", "--smoke"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, f"{script} --smoke exited {proc.returncode}:\n{proc.stderr[-3000:]}"
-    assert EXPECTED[script] in proc.stdout, proc.stdout[-3000:]
+def test_smoke_mode_runs_end_to_end(script, smokes):
+    run = smokes[script]
+    assert run.returncode == 0, f"{script} --smoke exited {run.returncode}:\n{run.stderr[-3000:]}"
+    assert EXPECTED[script] in run.stdout, run.stdout[-3000:]
 
 
-def test_levers_smoke_measures_every_lever():
+def test_levers_smoke_measures_every_lever(smokes):
     """`bench_train.py --levers` (train_step with accum_freq, patch_dropout, checkpointing, compile), debug model."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "benchmarks/bench_train.py", "--levers", "--smoke"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| baseline", "| optim.", "| model."))]
-    assert len(rows) == 5 and rows[0].startswith("| baseline |") and "| 1.00x |" in rows[0], proc.stdout
+    run = smokes[LEVERS]
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("| baseline", "| optim.", "| model."))]
+    assert len(rows) == 5 and rows[0].startswith("| baseline |") and "| 1.00x |" in rows[0], run.stdout

@@ -291,3 +291,26 @@ def test_rerun_is_a_noop(run, web, metadata):
     lines: list[str] = []
     assert build(build_config(web, metadata, str(out)), say=lines.append) == manifest
     assert any("already complete" in line for line in lines)
+
+
+def test_politeness_stats_account_for_every_download(run):
+    """stats/hosts.parquet sums to the rows that reached the download; its opt-outs are the download's opt_out
+    rejects; every origin's robots.txt was fetched once and counted as a request; the report shows the section."""
+    from pipeline.report import write_report
+
+    out, manifest, lines = run
+    hosts = pq.read_table(out / "stats" / "hosts.parquet")
+    facts = json.loads((out / "stats" / "politeness.json").read_text())
+    assert sum(hosts["rows"].to_pylist()) == facts["rows"] == manifest["download"]["rows"]
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    opt_out = sum(1 for r in rejects if (r["stage"], r["reason"]) == ("download", "opt_out"))
+    assert opt_out > 0 and facts["opt_out_by_source"]["X-Robots-Tag"]["rows"] == opt_out
+    polite = ("opt_out", "opt_out_registry", "robots_disallowed")
+    failed = sum(1 for r in rejects if r["stage"] == "download" and r["reason"] not in polite)
+    assert sum(hosts["failed"].to_pylist()) == failed
+    origins = facts["robots"]["origins"]
+    assert origins >= 1 and sum(facts["robots"]["states"].values()) == origins
+    assert sum(hosts["requests"].to_pylist()) >= sum(hosts["ok"].to_pylist()) + opt_out + origins
+    assert any("requests to" in line and "hosts" in line for line in lines)
+    html = Path(write_report(str(out), str(out.parent / "report.html"))).read_text(encoding="utf-8")
+    assert 'id="politeness"' in html and hosts["host"][0].as_py() in html
