@@ -54,6 +54,14 @@ class WebConfig(StrictModel):
     eval_copy_rate: float = Field(0.01, ge=0, le=0.5)
     """Fraction of rows whose image is a held-out evaluation image (exact or a near variant): test leakage."""
 
+    semantic_dup_rate: float = Field(0.0, ge=0, le=0.5)
+    """Fraction of rows showing an earlier plain row's image mirrored or heavily cropped: semantic duplicates that
+    pHash misses (SemDeDup's targets, #22; answers: role dup_semantic, semantic_dup_of)."""
+
+    caption_mismatch_rate: float = Field(0.0, ge=0, le=0.5)
+    """Fraction of plain rows whose caption describes another concept (a CLIP-score filter's targets, #22; answers:
+    caption_mismatch, caption_concept)."""
+
     foreign_rate: float = Field(0.08, ge=0, le=1)
     """Fraction of captions written in German, French or Spanish (evenly) instead of English."""
 
@@ -117,10 +125,11 @@ class WebConfig(StrictModel):
         if self.min_side > self.max_side:
             raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
         roles = self.fault_rate + self.dup_exact_rate + self.dup_near_rate + self.dup_url_rate + self.eval_copy_rate
+        roles += self.semantic_dup_rate
         if roles >= 1:
             raise ValueError(
-                "fault_rate + dup_exact_rate + dup_near_rate + dup_url_rate + eval_copy_rate must be < 1 "
-                f"(got {roles:g})"
+                "fault_rate + dup_exact_rate + dup_near_rate + dup_url_rate + eval_copy_rate + semantic_dup_rate "
+                f"must be < 1 (got {roles:g})"
             )
         if self.foreign_rate + self.junk_rate + self.partial_rate > 1:
             raise ValueError("foreign_rate + junk_rate + partial_rate must be <= 1")

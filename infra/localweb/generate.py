@@ -29,7 +29,8 @@ from infra.localweb.captions import JUNK, SLOT_KIND, SLOT_LANG, junk_lang, write
 from infra.localweb.concepts import CONCEPTS, N_CONCEPTS, TEXTURES, concepts_of, eval_image_ids, is_digit, textures_of
 from infra.localweb.config import WEB_JSON, WebConfig
 from infra.localweb.faults import BOMB_SIDE, EXPECTED_OUTCOME, FAULTS, SERVES_IMAGE, Fault
-from infra.localweb.plan import ROLES, RowPlan, plan_rows
+from infra.localweb.plan import ORIGINAL, ROLES, RowPlan, plan_rows
+from infra.localweb.plants import caption_concepts
 from infra.localweb.rand import hash64, randint, uniform
 from infra.localweb.render import TINY_SIDE, VARIANTS, image_bytes, image_sizes, variant_sizes
 from infra.localweb.wat import write_crawl_wat, write_wat
@@ -62,6 +63,9 @@ ANSWERS_SCHEMA = pa.schema(
         ("expected_outcome", pa.string()),  # faults.EXPECTED_OUTCOME
         ("width", pa.int32()),  # of the image the URL finally serves; null when it serves none
         ("height", pa.int32()),
+        ("semantic_dup_of", pa.int64()),  # row whose image a dup_semantic row shows (pHash misses it), else -1
+        ("caption_concept", pa.int16()),  # the concept the caption describes (differs from concept when mismatched)
+        ("caption_mismatch", pa.bool_()),  # planted: the caption describes another concept (plants.py)
     ]
 )
 
@@ -145,7 +149,11 @@ def answer_chunk(cfg: WebConfig, plan: RowPlan, start: int, stop: int) -> pa.Tab
     rows = np.arange(start, stop, dtype=np.int64)
     ids, variant, fault = plan.image_id[start:stop], plan.variant[start:stop], plan.fault[start:stop]
     concepts, textures = concepts_of(cfg, ids), textures_of(cfg, ids)
-    slots, langs, captions = _captions(cfg, rows, concepts, textures)
+    plain = (plan.role[start:stop] == ORIGINAL) & (fault == 0) & (plan.dup_cluster[start:stop] < 0)
+    described, mismatch = caption_concepts(cfg.seed, rows, concepts, plain, cfg.caption_mismatch_rate)
+    slots, langs, captions = _captions(cfg, rows, described, textures)
+    mismatch &= slots != JUNK  # a junk caption describes nothing
+    described = np.where(mismatch, described, concepts)
     digit = is_digit(concepts)
     width, height = _served_sizes(cfg, ids, variant, fault)
     faults = np.array(FAULT_NAMES, dtype=object)[fault]
@@ -171,6 +179,9 @@ def answer_chunk(cfg: WebConfig, plan: RowPlan, start: int, stop: int) -> pa.Tab
         "expected_outcome": np.array([EXPECTED_OUTCOME[Fault(f)] for f in FAULT_NAMES], dtype=object)[fault],
         "width": width,
         "height": height,
+        "semantic_dup_of": plan.semantic_dup_of[start:stop],
+        "caption_concept": described.astype(np.int16),
+        "caption_mismatch": mismatch,
     }
     return pa.table({k: pa.array(v, type=ANSWERS_SCHEMA.field(k).type) for k, v in columns.items()})
 

@@ -16,13 +16,14 @@ import numpy as np
 from infra.localweb.concepts import EVAL_ID_BASE, N_CONCEPTS
 from infra.localweb.config import WebConfig
 from infra.localweb.faults import FAULTS
+from infra.localweb.plants import plan_semantic_dups, semantic_variant
 from infra.localweb.rand import randint, uniform
-from infra.localweb.render import N_NEAR_VARIANTS
+from infra.localweb.render import FIRST_SEMANTIC_VARIANT, N_NEAR_VARIANTS, SEMANTIC_VARIANTS
 
-ROLES = ("original", "dup_exact", "dup_near", "dup_url", "eval_exact", "eval_near")
+ROLES = ("original", "dup_exact", "dup_near", "dup_url", "eval_exact", "eval_near", "dup_semantic")
 """A row's relation to the rest: first sight of an image, a byte-identical copy, a near-duplicate, the same URL
-again, or a copy (exact or near) of a held-out evaluation image."""
-ORIGINAL, DUP_EXACT, DUP_NEAR, DUP_URL, EVAL_EXACT, EVAL_NEAR = range(len(ROLES))
+again, a copy (exact or near) of a held-out evaluation image, or a semantic duplicate pHash misses (plants.py)."""
+ORIGINAL, DUP_EXACT, DUP_NEAR, DUP_URL, EVAL_EXACT, EVAL_NEAR, DUP_SEMANTIC = range(len(ROLES))
 
 MEAN_CLUSTER_SIZE = 3
 """Duplicate rows are spread over (dup rows / 3) clusters, so a cluster has about 3 members (1 original + copies)."""
@@ -30,7 +31,7 @@ URL_SOURCE_TRIES = 8
 """A dup_url row looks at this many earlier rows for a plain one to repeat; if none is plain it stays a plain row."""
 
 _SALT_ROLE, _SALT_FAULT, _SALT_CLUSTER, _SALT_VARIANT, _SALT_EVAL, _SALT_EVAL_NEAR, _SALT_URL = range(301, 308)
-_FAULT, _EXACT, _NEAR, _URL, _EVAL, _PLAIN = range(6)
+_FAULT, _EXACT, _NEAR, _URL, _EVAL, _SEMANTIC, _PLAIN = range(7)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class RowPlan:
     url_row: np.ndarray  # int64
     dup_cluster: np.ndarray  # int64
     eval_copy_of: np.ndarray  # int64
+    semantic_dup_of: np.ndarray | None = None  # int64: the row whose image a dup_semantic row shows, else -1
 
 
 def n_eval_images(cfg: WebConfig) -> int:
@@ -56,7 +58,8 @@ def plan_rows(cfg: WebConfig) -> RowPlan:
     """The plan of all `cfg.n_candidates` rows: a pure function of the config."""
     n, seed = cfg.n_candidates, cfg.seed
     rows = np.arange(n, dtype=np.int64)
-    edges = np.cumsum([cfg.fault_rate, cfg.dup_exact_rate, cfg.dup_near_rate, cfg.dup_url_rate, cfg.eval_copy_rate])
+    rates = [cfg.fault_rate, cfg.dup_exact_rate, cfg.dup_near_rate, cfg.dup_url_rate, cfg.eval_copy_rate]
+    edges = np.cumsum([*rates, cfg.semantic_dup_rate])
     kind = np.searchsorted(edges, uniform(seed, rows, _SALT_ROLE), side="right")
     role = np.full(n, ORIGINAL, dtype=np.int8)
     fault = np.zeros(n, dtype=np.int8)
@@ -66,9 +69,26 @@ def plan_rows(cfg: WebConfig) -> RowPlan:
     _plan_duplicates(cfg, rows, kind, role, image_id, variant)
     _plan_eval_copies(cfg, rows, kind, role, image_id, variant)
     _plan_url_repeats(cfg, rows, kind, role, image_id, url_row)
+    semantic_dup_of = _plan_semantic(cfg, rows, kind, role, image_id, variant)
     dup_cluster = _clusters(image_id, role)
     eval_copy_of = np.where(image_id >= EVAL_ID_BASE, image_id, -1)
-    return RowPlan(role, fault, image_id, variant, url_row, dup_cluster, eval_copy_of)
+    return RowPlan(role, fault, image_id, variant, url_row, dup_cluster, eval_copy_of, semantic_dup_of)
+
+
+def _plan_semantic(cfg, rows, kind, role, image_id, variant) -> np.ndarray:
+    """dup_semantic rows show an earlier plain row's image as a semantic variant (plants.py); -1 elsewhere."""
+    out = np.full(len(rows), -1, dtype=np.int64)
+    sem = np.flatnonzero(kind == _SEMANTIC)
+    if not len(sem):
+        return out
+    source = plan_semantic_dups(cfg.seed, rows, sem, kind == _PLAIN)
+    found = source >= 0
+    hit = sem[found]
+    role[hit] = DUP_SEMANTIC
+    image_id[hit] = image_id[source[found]]
+    variant[hit] = FIRST_SEMANTIC_VARIANT + semantic_variant(cfg.seed, rows[hit], len(SEMANTIC_VARIANTS))
+    out[hit] = source[found]
+    return out
 
 
 def _plan_duplicates(cfg, rows, kind, role, image_id, variant) -> None:
@@ -114,9 +134,10 @@ def _plan_url_repeats(cfg, rows, kind, role, image_id, url_row) -> None:
 
 def _clusters(image_id: np.ndarray, role: np.ndarray) -> np.ndarray:
     """dup_cluster per row: the image id when two or more distinct URLs show that image, else -1. dup_url rows
-    share a URL, not just an image, so they are never counted (the text stage merges them)."""
+    share a URL, not just an image, so they are never counted (the text stage merges them); dup_semantic rows are
+    not pHash duplicates (their `semantic_dup_of` is the ground truth)."""
     out = np.full(len(image_id), -1, dtype=np.int64)
-    distinct_urls = np.flatnonzero(role != DUP_URL)
+    distinct_urls = np.flatnonzero((role != DUP_URL) & (role != DUP_SEMANTIC))  # pHash does not see semantic dups
     _, inverse, counts = np.unique(image_id[distinct_urls], return_inverse=True, return_counts=True)
     multi = counts[inverse] >= 2
     out[distinct_urls[multi]] = image_id[distinct_urls[multi]]

@@ -51,6 +51,7 @@ class Variant(NamedTuple):
     crop: float  # fraction cut from each side
     brightness: float
     quality: int  # JPEG quality (ignored for PNG)
+    mirror: bool = False  # left-right flip (semantic variants only)
 
 
 VARIANTS = (
@@ -61,7 +62,16 @@ VARIANTS = (
     Variant("crop_1pct", "jpg", 1.0, 0.01, 1.0, 90),  # pHash is fragile to crops: 4 % moves it ~7 bits, 1 % ~1.4
     Variant("darker_0.85", "jpg", 1.0, 0.0, 0.85, 90),  # darker, not brighter: brightening clips the light background
 )
-N_NEAR_VARIANTS = len(VARIANTS) - 1
+N_NEAR_VARIANTS = 5
+"""Variants 1..5 are pHash near-duplicates; those after them are semantic duplicates (plants.py)."""
+SEMANTIC_VARIANTS = (
+    Variant("mirror", "jpg", 1.0, 0.0, 1.0, 90, mirror=True),
+    Variant("crop_12pct", "jpg", 1.0, 0.12, 1.0, 90),
+    Variant("mirror_darker", "jpg", 1.0, 0.03, 0.8, 90, mirror=True),
+)
+"""What a CLIP model should still see as the same picture but pHash does not (#22): flips, a large crop."""
+VARIANTS = VARIANTS + SEMANTIC_VARIANTS
+FIRST_SEMANTIC_VARIANT = 1 + N_NEAR_VARIANTS
 
 
 def image_sizes(cfg: WebConfig, image_ids: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +105,8 @@ def encode_variant(img: Image.Image, variant: int) -> bytes:
         img = img.crop((dx, dy, img.width - dx, img.height - dy))
     if v.brightness != 1.0:
         img = ImageEnhance.Brightness(img).enhance(v.brightness)
+    if v.mirror:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     buf = io.BytesIO()
     if v.ext == "png":
         img.save(buf, format="PNG", compress_level=3)
