@@ -24,7 +24,7 @@ import math
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
@@ -39,6 +39,7 @@ from curation.fetch_http import (
     Resolver,
     parse_content_length,
     parse_retry_after,
+    pinned_resolver,
     system_connect,
     system_resolver,
 )
@@ -96,7 +97,8 @@ def _unit_hash(*parts: object) -> float:
 class Fetcher:
     """Downloads URLs under one `FetchConfig`; thread-safe, meant to be shared by a thread pool.
 
-    Holds the per-host semaphores (so the per-host cap spans every thread using this object), the parsed CIDR
+    Holds the per-host semaphores (so the per-host cap spans every thread using this object; `host_limits` lowers it
+    for given hosts — the build's share for a host spread over several download parts), the parsed CIDR
     lists and one TLS context. A download holds its original host's slot for its whole life, retries included.
     `resolver` and `connect` are injectable so tests never touch real DNS or non-loopback addresses.
     """
@@ -110,13 +112,17 @@ class Fetcher:
         sleep: Callable[[float], None] = time.sleep,
         opt_out: OptOutRegistry | None = None,
         robots: RobotsPolicy | None = None,
+        host_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self._host_limits = dict(host_limits or {})  # host -> its cap here, below per_host_concurrency (split hosts)
         self._opt_out = opt_out if opt_out is not None and len(opt_out) else None
         self._robots = robots
         self._turns: dict[str, threading.Lock] = {}  # origin -> its Crawl-delay turn
         self._last_end: dict[str, float] = {}  # origin -> when its last download ended
         self._resolver = resolver or system_resolver
+        if cfg.resolve:  # the configured names first (curl's --resolve); their addresses are checked as any other
+            self._resolver = pinned_resolver(cfg.resolve, self._resolver)
         self._connect = connect or system_connect
         self._sleep = sleep
         self._allow, self._deny = parse_networks(cfg.allow_cidrs), parse_networks(cfg.deny_cidrs)
@@ -138,7 +144,8 @@ class Fetcher:
         if not host:
             return contextlib.nullcontext()
         with self._lock:
-            sem = self._hosts.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host_concurrency))
+            cap = self._host_limits.get(host, self.cfg.per_host_concurrency)
+            sem = self._hosts.setdefault(host, threading.BoundedSemaphore(cap))
         return sem
 
     def _tls_context(self) -> ssl.SSLContext:
