@@ -227,6 +227,19 @@ class Fetcher:
             finally:
                 self._last_end[origin] = time.monotonic()
 
+    def _crawl_gap(self, url: str, previous_end: float | None, deadline: Deadline) -> _Outcome | None:
+        """Within one download (redirect hops, retries), wait out `url`'s origin's Crawl-delay since the previous
+        request ended; a timeout outcome when the deadline comes first. (The first request waits in `_crawl_turn`.)"""
+        if previous_end is None or self._robots is None:
+            return None
+        wait = previous_end + self._robots.crawl_delay(url) - time.monotonic()
+        if wait <= 0:
+            return None
+        if wait >= deadline.remaining():
+            return _Outcome(FetchStatus.timeout, f"no time left to wait the Crawl-delay ({wait:.1f} s)")
+        self._sleep(wait)
+        return None
+
     def fetch_many(self, urls: Sequence[str], threads: int = 16) -> list[FetchResult]:
         """Download all URLs with a pool of `threads`; results in input order."""
         if not urls:
@@ -236,10 +249,10 @@ class Fetcher:
 
     def _with_retries(self, url: str, deadline: Deadline) -> tuple[_Outcome, int]:
         """Run the redirect chain; retry retryable failures while the deadline and retry budget allow."""
-        attempt = 0
+        attempt, last = 0, [None]  # last: when this download's previous request ended (Crawl-delay between them)
         while True:
             attempt += 1
-            out = self._follow(url, deadline)
+            out = self._follow(url, deadline, last)
             if out.status not in RETRYABLE or attempt > self.cfg.retries:
                 return out, attempt
             if out.retry_after is not None and out.retry_after > self.cfg.max_retry_after_s:
@@ -251,8 +264,10 @@ class Fetcher:
                 return replace(out, detail=out.detail + f"; no time left to wait {wait:.1f} s and retry"), attempt
             self._sleep(wait)
 
-    def _follow(self, url: str, deadline: Deadline) -> _Outcome:
-        """One request chain: validate, request, and follow redirects by hand, re-validating every hop."""
+    def _follow(self, url: str, deadline: Deadline, last: list | None = None) -> _Outcome:
+        """One request chain: validate, request, and follow redirects by hand, re-validating every hop. `last[0]` is
+        when this download's previous request ended: a hop or retry to an origin with a Crawl-delay waits for it."""
+        last = last if last is not None else [None]
         current, seen = url, {url}
         for hop in range(self.cfg.max_redirects + 1):
             listed = self._listed(current, hop)
@@ -264,7 +279,11 @@ class Fetcher:
             target = validate_url(current, self.cfg, self._allow, self._deny, self._resolver)
             if isinstance(target, Refusal):
                 return _Outcome(target.status, target.detail, final_url=current, redirects=hop, address=target.address)
+            late = self._crawl_gap(current, last[0], deadline)
+            if late is not None:
+                return replace(late, final_url=current, redirects=hop)
             out = replace(self._exchange(target, deadline), final_url=current, redirects=hop)
+            last[0] = time.monotonic()
             if out.location is None:
                 return out
             nxt = urljoin(current, out.location)
