@@ -31,7 +31,9 @@ def _rows(sizes: dict[str, int]) -> tuple[pa.Array, pa.Array]:
 
 
 def test_small_hosts_keep_to_one_part_and_large_ones_spread_within_the_limit():
-    hosts, uids = _rows({"big.test": 950, "mid.test": 150, "delayed.test": 400, **{f"s{i}.test": 5 for i in range(60)}})
+    hosts, uids = _rows(
+        {"big.test": 950, "mid.test": 150, "delayed.test": 400, **{f"s{i}.test": 5 for i in range(60)}}
+    )
     split = split_hosts(hosts, rows_per_part=100, per_host_concurrency=4, unsplittable={"delayed.test"})
     assert split == {"big.test": 4, "mid.test": 2}  # 950 rows: 10 parts' worth, capped at the limit
     assert host_slots(split, 4) == {"big.test": 1, "mid.test": 2}
