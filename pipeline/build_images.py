@@ -58,7 +58,7 @@ from pipeline.stages.balance import (
     write_languages,
 )
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
-from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig, load_robots
+from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig, load_opt_out, load_robots
 from pipeline.stages.download_parts import (
     PART_INPUT_COLUMNS,
     PART_SALT,
@@ -292,13 +292,15 @@ def robots_once(cfg: BuildConfig, run: RunDir, urls: pa.ChunkedArray, say: Say) 
     from concurrent.futures import ThreadPoolExecutor
 
     from curation.fetch import Fetcher, fetch_robots, robots_fetch_config
-    from curation.robots import origin_of
+    from curation.robots import origin_of, robots_url
     from pipeline.stages.download import robots_table
 
     uri = run.path("work", "robots.parquet")
     if run.exists("work", "robots.parquet"):
         return uri
     origins = sorted({o for o in map(origin_of, pc.unique(urls).to_pylist()) if o})
+    registry = load_opt_out(cfg.download.opt_out_registry, cfg.s3)
+    origins = [o for o in origins if registry.match(robots_url(o)) is None]  # an opted-out host gets no request at all
     fetcher = Fetcher(robots_fetch_config(cfg.download.fetch))
     with ThreadPoolExecutor(max_workers=max(1, min(ROBOTS_THREADS, len(origins)))) as pool:
         files = list(pool.map(lambda o: fetch_robots(o, fetcher), origins))
