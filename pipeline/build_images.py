@@ -216,8 +216,9 @@ def _col(name: str):
 
 def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Track | None = None) -> dict:
     """Download every live row of `selected` in parts, skipping parts a killed earlier run committed. Returns
-    {rows, parts, committed_before, downloaded_now}; raises if a part is still missing afterwards. `track` gets a
-    function that counts the parts committed so far (the heartbeat's progress)."""
+    {rows, parts, committed_before, downloaded_now, spread_hosts: {host: parts}, host_slots: {host: slots}}; raises
+    if a part is still missing afterwards. `track` gets a function that counts the parts committed so far (the
+    heartbeat's progress)."""
     live = read_table(run, "work/selected", ["uid", "url", "reject_reason"])
     live = live.filter(pc.is_null(live["reject_reason"]))
     uids = live["uid"]
@@ -254,7 +255,7 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Tra
     if missing:
         raise ClipforgeError(f"download parts {sorted(missing)[:10]} were not committed; re-run to finish them")
     counts = {"rows": len(uids), "parts": len(expected), "committed_before": len(before)}
-    return {**counts, "downloaded_now": len(pending), "spread_hosts": len(plan.split)}
+    return {**counts, "downloaded_now": len(pending), "spread_hosts": plan.split, "host_slots": fetch.host_slots}
 
 
 def _hosts(live: pa.Table) -> pa.Array:
