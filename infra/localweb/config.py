@@ -105,6 +105,10 @@ class WebConfig(StrictModel):
     """Host sizes: a row is on host floor(virtual_hosts · u^host_skew), so site-000 is the largest (at 2, with 40
     hosts it holds ~16 % of rows) and the last hosts, which get the robots.txt variants, the smallest."""
 
+    latency_s: float = Field(0.0, ge=0, le=10)
+    """Server time added before answering each image, hop or loop request (not robots.txt): with it, requests
+    overlap long enough that concurrency per host shows in access.log (the politeness tests use 0.05 s)."""
+
     crawl_delay_s: float = Field(0.2, ge=0, le=60)
     """The Crawl-delay the `crawl_delay` robots variant asks for."""
 

@@ -146,9 +146,9 @@ class WebServer:
             return self._robots_txt(path, host)
         parts = path.split("/")
         if len(parts) == 6 and parts[1] == "img" and parts[2] in self._faults:
-            return self._candidate(self._faults[parts[2]], parts, path, origin)
+            return self._slowed(self._candidate(self._faults[parts[2]], parts, path, origin))
         if len(parts) == 6 and parts[1] in ("hop", "loop") and parts[2].isdigit():
-            return self._redirect_step(parts, origin)
+            return self._slowed(self._redirect_step(parts, origin))
         if len(parts) == 3 and parts[1] == "eval" and parts[2].endswith(".jpg") and parts[2][:-4].isdigit():
             image_id = int(parts[2][:-4])
             return self._image(image_id, 0) if is_eval_id(image_id, self.cfg) else _not_found(path)
@@ -164,6 +164,17 @@ class WebServer:
         if not (image_id < self.cfg.n_candidates or is_eval_id(image_id, self.cfg)) or variant >= len(VARIANTS):
             return None
         return image_id, variant
+
+    def _slowed(self, result: Reply | Action) -> Reply | Action:
+        """`result` after `latency_s` of server time (as is when 0)."""
+        if not self.cfg.latency_s:
+            return result
+
+        async def later(conn: HttpConnection) -> Reply | None:
+            await asyncio.sleep(self.cfg.latency_s)
+            return result if isinstance(result, Reply) else await result(conn)
+
+        return later
 
     def _robots_txt(self, path: str, host: str) -> Reply | Action:
         """The virtual host's robots.txt variant (hosts.py); 404 on base_url's host and unknown hosts."""

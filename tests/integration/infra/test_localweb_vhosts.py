@@ -24,6 +24,7 @@ N_HOSTS = 12
 def web(tmp_path_factory):
     out = tmp_path_factory.mktemp("vweb")
     cfg = WebConfig(seed=2, n_candidates=300, virtual_hosts=N_HOSTS, wat_pages=0, slow_seconds=3, slow_interval=0.2)
+    cfg = cfg.model_copy(update={"latency_s": 0.1})
     generate(cfg, out)
     with serve_in_thread(out) as handle:
         yield out, handle
@@ -86,6 +87,16 @@ def test_redirects_stay_on_the_asked_host_and_access_log(web):
     recent = [e for e in lines if e["start"] >= marker]
     want = sorted((r["host"], r["url"].split(f":{port}", 1)[1]) for r in oks)
     assert sorted((e["host"], e["path"]) for e in recent) == want
-    assert all(e["end"] >= e["start"] for e in recent)
+    assert all(e["end"] - e["start"] >= 0.1 - 0.005 for e in recent)  # latency_s: server time per image
+    assert max(_in_flight(recent)) >= 2  # the 8 client threads overlapped at the server
     slow = [e for e in lines if e["path"] == "/robots.txt" and e["end"] - e["start"] > 0.5]
     assert slow, "the abandoned slow robots.txt is logged when the client leaves"
+
+
+def _in_flight(entries: list[dict]) -> list[int]:
+    events = sorted([(e["start"], 1) for e in entries] + [(e["end"], -1) for e in entries])
+    now, out = 0, []
+    for _, step in events:
+        now += step
+        out.append(now)
+    return out
