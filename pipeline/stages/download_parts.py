@@ -64,9 +64,12 @@ class PartPlan(StrictModel):
 
 
 def add_part_column(batch: pa.Table, config: PartPlan | int) -> pa.Table:
-    """Append `part` (int64): each row's download part by its URL's host (`curation.host_parts.assign_parts`);
-    an int `config` is a plan of that many parts with no spread host."""
-    plan = config if isinstance(config, PartPlan) else PartPlan(n_parts=config)
+    """Append `part` (int64): each row's download part by its URL's host (`curation.host_parts.assign_parts`).
+    An int `config` is that many parts by uid hash, without regard to hosts (benchmarks and tests that exercise the
+    download stage alone); `clipforge build` always plans by host."""
+    if not isinstance(config, PartPlan):
+        return batch.append_column("part", pa.array(uid_buckets(batch["uid"], config, PART_SALT), pa.int64()))
+    plan = config
     hosts = url_hosts(batch["url"]) if "url" in batch.column_names else pa.array([""] * batch.num_rows)
     parts = assign_parts(hosts, batch["uid"], plan.n_parts, plan.split, PART_SALT)
     return batch.append_column("part", pa.array(parts, pa.int64()))
