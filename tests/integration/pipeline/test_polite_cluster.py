@@ -163,6 +163,7 @@ def test_at_most_per_host_concurrency_requests_in_flight_per_host(crawl):
     hosts = _by_host([e for e in log if e["host"].endswith(".web.test")])
     assert len(hosts) >= N_HOSTS - 1
     in_flight = {h: _max_in_flight(entries) for h, entries in hosts.items()}
+    print(f"\n{len(log)} requests over {len(hosts)} hosts; most in flight per host: {in_flight}")
     assert max(in_flight.values()) <= LIMIT, in_flight  # site-000 too, spread over two parts with one slot each
     assert max(in_flight.values()) == LIMIT, in_flight  # requests did overlap: the check had something to see
 
@@ -172,6 +173,7 @@ def test_crawl_delay_holds_between_request_starts(crawl):
     host = next(h for h, v in variants.items() if v is Robots.CRAWL_DELAY)
     starts = sorted(e["start"] for e in _by_host(log)[host] if e["path"] != "/robots.txt")
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    print(f"\n{host}: {len(starts)} requests, smallest gap between starts {min(gaps):.4f} s (Crawl-delay 0.2)")
     assert len(starts) >= 5 and min(gaps) >= CRAWL_DELAY_S - 0.010, gaps
 
 
