@@ -20,6 +20,9 @@ from pipeline.core.errors import ClipforgeError
 
 WEB_JSON = "web.json"
 """The generated web's manifest (seed, base_url, resolved config, counts); written last by `generate`."""
+ACCESS_LOG = "access.log"
+"""OUT/access.log: one JSON line per answered request, {"host", "path", "start", "end"} (monotonic seconds),
+appended by every server of the web (docs/localweb.md); `generate` starts a new one."""
 
 
 class WebConfig(StrictModel):

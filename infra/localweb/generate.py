@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from infra.localweb.captions import JUNK, SLOT_KIND, SLOT_LANG, junk_lang, write_captions
 from infra.localweb.concepts import CONCEPTS, N_CONCEPTS, TEXTURES, concepts_of, eval_image_ids, is_digit, textures_of
-from infra.localweb.config import WEB_JSON, WebConfig
+from infra.localweb.config import ACCESS_LOG, WEB_JSON, WebConfig
 from infra.localweb.faults import BOMB_SIDE, EXPECTED_OUTCOME, FAULTS, SERVES_IMAGE, Fault
 from infra.localweb.hosts import host_names, host_of_rows, robots_expected, robots_of_hosts
 from infra.localweb.plan import ROLES, RowPlan, plan_rows
@@ -75,6 +75,7 @@ def generate(cfg: WebConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     out = Path(out_dir)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     (out / WEB_JSON).unlink(missing_ok=True)  # an interrupted run must not look complete
+    (out / ACCESS_LOG).unlink(missing_ok=True)  # a new web: its servers' requests start a new log
     cfg = resolve_port(cfg)
     plan = plan_rows(cfg)
     counts = _write_rows(cfg, plan, out)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.child import ChildServer, hold_until, stop_on_signals
-from infra.localweb.config import WebConfig, load_web
+from infra.localweb.config import ACCESS_LOG, WebConfig, load_web
 from infra.localweb.protocol import WorkerLoop, accept_forever
 from infra.localweb.server import WebServer
 from pipeline.core.errors import ClipforgeError
@@ -137,11 +137,6 @@ class LocalWeb:
 def prewarm_keys(cfg: WebConfig, n: int) -> list[tuple[int, int]]:
     """(image_id, variant 0) for the first `n` candidate image ids."""
     return [(i, 0) for i in range(min(n, cfg.n_candidates))]
-
-
-ACCESS_LOG = "access.log"
-"""OUT/access.log: one JSON line per answered request, {"host", "path", "start", "end"} (monotonic seconds),
-appended by every server of the web (docs/localweb.md)."""
 
 
 def serve_in_thread(

@@ -41,7 +41,9 @@ def test_generated_web_on_virtual_hosts(tmp_path):
 
 
 def test_without_virtual_hosts_nothing_changes(tmp_path):
+    (tmp_path / "access.log").write_text('{"host": "old"}\n')
     generate(WebConfig(seed=1, n_candidates=200, wat_pages=0), tmp_path)
+    assert not (tmp_path / "access.log").exists()  # a new web starts a new access log
     a = pq.read_table(tmp_path / "answers.parquet")
     assert pc.all(pc.equal(a["host"], "127.0.0.1")).as_py()
     assert a["robots"].null_count == a.num_rows
