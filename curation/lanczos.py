@@ -165,20 +165,8 @@ def gray(image) -> np.ndarray:
 
 
 # Shapes that exercise both pass orders, upscaling, one untouched axis, tiny and long inputs.
-_CHECK_SHAPES = [
-    (64, 64),
-    (256, 171),
-    (171, 256),
-    (640, 427),
-    (20, 54),
-    (54, 20),
-    (32, 300),
-    (300, 32),
-    (7, 5),
-    (1, 1),
-    (1000, 33),
-    (33, 1000),
-]
+_CHECK_SHAPES = [(64, 64), (256, 171), (171, 256), (640, 427), (20, 54), (54, 20), (32, 300), (300, 32), (7, 5),
+                 (1, 1), (1000, 33), (33, 1000)]
 
 
 def _kernels_usable() -> bool:
