@@ -171,8 +171,10 @@ class LocalWebProcess:
     """The server in a child process (`python -m infra.localweb serve OUT --ready-file F`, see `infra.child`): its
     own GIL, so a client in this process (a benchmark, a Ray driver) does not slow it down."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, prewarm: int = 0, timeout: float = 60):
-        self.out_dir, self.prewarm, self.timeout = Path(out_dir), prewarm, timeout
+    def __init__(
+        self, out_dir: str | os.PathLike[str], *, prewarm: int = 0, timeout: float = 60, access_log: bool = True
+    ):
+        self.out_dir, self.prewarm, self.timeout, self.access_log = Path(out_dir), prewarm, timeout, access_log
         self._child: ChildServer | None = None
         self.base_url = ""
 
@@ -183,6 +185,7 @@ class LocalWebProcess:
 
     def start(self) -> LocalWebProcess:
         args = ["serve", str(self.out_dir), "--prewarm", str(self.prewarm)]
+        args += [] if self.access_log else ["--no-access-log"]
         self._child = ChildServer("infra.localweb", args, name="synthetic web", timeout=self.timeout)
         self.base_url = self._child.start()["base_url"]
         return self
