@@ -3,7 +3,8 @@ count₂ + balance → resumable shards → rejects. Each step is a named functi
 writes the next; `pipeline.build` calls them in order. No algorithms here.
 
 Resume (docs/build.md): download parts and shards are committed one by one (a part's parquet file, a shard's ledger
-entry), and their membership is a hash of the uid, so a re-run of a killed build redoes only what is missing.
+entry), and their membership is deterministic (a part: a hash of the URL's host and uid; a shard: of the uid), so
+a re-run of a killed build redoes only what is missing.
 """
 
 from __future__ import annotations
