@@ -110,7 +110,7 @@ def _select(state: BuildState) -> None:
 def _download(state: BuildState) -> None:
     track = state.heartbeat.track if state.heartbeat else None
     state.values["download"] = download_parts(state.cfg, state.run, state.values["selected"], state.say, track)
-    facts = write_politeness(state.run, state.cfg.download)
+    facts = write_politeness(state.run, state.cfg.download, state.values["download"])
     state.say(f"download: {facts['requests']:,} requests to {facts['hosts']:,} hosts -> stats/hosts.parquet")
 
 
