@@ -24,7 +24,7 @@ import math
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
@@ -39,6 +39,7 @@ from curation.fetch_http import (
     Resolver,
     parse_content_length,
     parse_retry_after,
+    pinned_resolver,
     system_connect,
     system_resolver,
 )
@@ -96,7 +97,8 @@ def _unit_hash(*parts: object) -> float:
 class Fetcher:
     """Downloads URLs under one `FetchConfig`; thread-safe, meant to be shared by a thread pool.
 
-    Holds the per-host semaphores (so the per-host cap spans every thread using this object), the parsed CIDR
+    Holds the per-host semaphores (so the per-host cap spans every thread using this object; `host_limits` lowers it
+    for given hosts — the build's share for a host spread over several download parts), the parsed CIDR
     lists and one TLS context. A download holds its original host's slot for its whole life, retries included.
     `resolver` and `connect` are injectable so tests never touch real DNS or non-loopback addresses.
     """
@@ -110,13 +112,17 @@ class Fetcher:
         sleep: Callable[[float], None] = time.sleep,
         opt_out: OptOutRegistry | None = None,
         robots: RobotsPolicy | None = None,
+        host_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self._host_limits = dict(host_limits or {})  # host -> its cap here, below per_host_concurrency (split hosts)
         self._opt_out = opt_out if opt_out is not None and len(opt_out) else None
         self._robots = robots
         self._turns: dict[str, threading.Lock] = {}  # origin -> its Crawl-delay turn
         self._last_end: dict[str, float] = {}  # origin -> when its last download ended
         self._resolver = resolver or system_resolver
+        if cfg.resolve:  # the configured names first (curl's --resolve); their addresses are checked as any other
+            self._resolver = pinned_resolver(cfg.resolve, self._resolver)
         self._connect = connect or system_connect
         self._sleep = sleep
         self._allow, self._deny = parse_networks(cfg.allow_cidrs), parse_networks(cfg.deny_cidrs)
@@ -138,7 +144,8 @@ class Fetcher:
         if not host:
             return contextlib.nullcontext()
         with self._lock:
-            sem = self._hosts.setdefault(host, threading.BoundedSemaphore(self.cfg.per_host_concurrency))
+            cap = self._host_limits.get(host, self.cfg.per_host_concurrency)
+            sem = self._hosts.setdefault(host, threading.BoundedSemaphore(cap))
         return sem
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -220,6 +227,19 @@ class Fetcher:
             finally:
                 self._last_end[origin] = time.monotonic()
 
+    def _crawl_gap(self, url: str, previous_end: float | None, deadline: Deadline) -> _Outcome | None:
+        """Within one download (redirect hops, retries), wait out `url`'s origin's Crawl-delay since the previous
+        request ended; a timeout outcome when the deadline comes first. (The first request waits in `_crawl_turn`.)"""
+        if previous_end is None or self._robots is None:
+            return None
+        wait = previous_end + self._robots.crawl_delay(url) - time.monotonic()
+        if wait <= 0:
+            return None
+        if wait >= deadline.remaining():
+            return _Outcome(FetchStatus.timeout, f"no time left to wait the Crawl-delay ({wait:.1f} s)")
+        self._sleep(wait)
+        return None
+
     def fetch_many(self, urls: Sequence[str], threads: int = 16) -> list[FetchResult]:
         """Download all URLs with a pool of `threads`; results in input order."""
         if not urls:
@@ -229,10 +249,10 @@ class Fetcher:
 
     def _with_retries(self, url: str, deadline: Deadline) -> tuple[_Outcome, int]:
         """Run the redirect chain; retry retryable failures while the deadline and retry budget allow."""
-        attempt = 0
+        attempt, last = 0, [None]  # last: when this download's previous request ended (Crawl-delay between them)
         while True:
             attempt += 1
-            out = self._follow(url, deadline)
+            out = self._follow(url, deadline, last)
             if out.status not in RETRYABLE or attempt > self.cfg.retries:
                 return out, attempt
             if out.retry_after is not None and out.retry_after > self.cfg.max_retry_after_s:
@@ -244,8 +264,10 @@ class Fetcher:
                 return replace(out, detail=out.detail + f"; no time left to wait {wait:.1f} s and retry"), attempt
             self._sleep(wait)
 
-    def _follow(self, url: str, deadline: Deadline) -> _Outcome:
-        """One request chain: validate, request, and follow redirects by hand, re-validating every hop."""
+    def _follow(self, url: str, deadline: Deadline, last: list | None = None) -> _Outcome:
+        """One request chain: validate, request, and follow redirects by hand, re-validating every hop. `last[0]` is
+        when this download's previous request ended: a hop or retry to an origin with a Crawl-delay waits for it."""
+        last = last if last is not None else [None]
         current, seen = url, {url}
         for hop in range(self.cfg.max_redirects + 1):
             listed = self._listed(current, hop)
@@ -257,7 +279,11 @@ class Fetcher:
             target = validate_url(current, self.cfg, self._allow, self._deny, self._resolver)
             if isinstance(target, Refusal):
                 return _Outcome(target.status, target.detail, final_url=current, redirects=hop, address=target.address)
+            late = self._crawl_gap(current, last[0], deadline)
+            if late is not None:
+                return replace(late, final_url=current, redirects=hop)
             out = replace(self._exchange(target, deadline), final_url=current, redirects=hop)
+            last[0] = time.monotonic()
             if out.location is None:
                 return out
             nxt = urljoin(current, out.location)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -82,6 +84,10 @@ class FetchConfig(StrictModel):
     """The only way to reach a refused range, e.g. ["127.0.0.0/8"] for the demo and tests. Empty in production."""
     deny_cidrs: list[str] = []
     """Extra ranges to refuse (e.g. your cluster's public addresses); beats allow_cidrs."""
+    resolve: dict[str, str] = {}
+    """Fixed answers instead of DNS, like curl's --resolve or a hosts file: hostname (or `*.suffix` for every name
+    under it) → IP address, e.g. {"*.web.test": "127.0.0.1"} for the synthetic web's virtual hosts. The address
+    still has to pass the allow/deny range checks (a loopback answer needs allow_cidrs: [127.0.0.0/8])."""
     blocked_hostnames: list[str] = ["metadata.google.internal", "metadata.goog", "metadata"]
     """Names refused before resolution (defence in depth; their addresses are refused anyway)."""
     allowed_content_types: list[str] = ["image/*", "application/octet-stream", "binary/octet-stream"]
@@ -93,11 +99,33 @@ class FetchConfig(StrictModel):
     verify_tls: bool = True
     """Verify certificates and hostnames. Turning this off allows man-in-the-middle tampering."""
 
+    @field_validator("resolve")
+    @classmethod
+    def _resolve_entries(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, address in v.items():
+            check_resolve_entry(name, address)
+        return v
+
     @field_validator("allow_cidrs", "deny_cidrs")
     @classmethod
     def _cidrs_parse(cls, v: list[str]) -> list[str]:
         parse_networks(v)
         return v
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def check_resolve_entry(name: str, address: str) -> None:
+    """A `FetchConfig.resolve` entry is a hostname or `*.suffix` (LDH labels) mapped to one IP address literal;
+    anything else is a ValueError naming the entry."""
+    labels = name.lower()[2:].split(".") if name.startswith("*.") else name.lower().rstrip(".").split(".")
+    if not name or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(f"resolve entry {name!r}: not a hostname or '*.suffix'")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(f"resolve entry {name!r}: {address!r} is not an IP address") from None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,25 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def pinned_resolver(table: dict[str, str], fallback: Resolver) -> Resolver:
+    """A resolver that answers from `table` (`FetchConfig.resolve`: an exact hostname, or `*.suffix` for every name
+    under suffix, → one IP address; the exact name wins, then the longest suffix) and asks `fallback` for any other
+    name — like curl's `--resolve` or a hosts file. The address is still checked by the caller (allow/deny ranges)."""
+    exact = {k.lower(): v for k, v in table.items() if not k.startswith("*.")}
+    suffixes = sorted(((k[1:].lower(), v) for k, v in table.items() if k.startswith("*.")), key=lambda kv: -len(kv[0]))
+
+    def resolve(host: str, port: int) -> Sequence[str]:
+        name = host.lower().rstrip(".")
+        if name in exact:
+            return [exact[name]]
+        for suffix, address in suffixes:  # ".web.test": a sub-domain only, not "web.test" itself
+            if name.endswith(suffix):
+                return [address]
+        return fallback(host, port)
+
+    return resolve
+
+
 def system_connect(address: tuple[str, int], timeout: float) -> socket.socket:
     """Open a TCP connection to an IP literal (getaddrinfo on a literal does no DNS)."""
     return socket.create_connection(address, timeout=timeout)

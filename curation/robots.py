@@ -155,3 +155,15 @@ class RobotsPolicy:
         rules = self._rules(f)
         delays = [rules.crawl_delay(t) for t in self.tokens]
         return max([float(d) for d in delays if d] or [0.0])
+
+
+def crawl_delay_hosts(files: Iterable[RobotsFile], tokens: Iterable[str]) -> set[str]:
+    """Hostnames with a Crawl-delay (for any of `tokens`) in one of their origins' robots.txt: the download
+    partitioner keeps each in one part, so its delay holds across the cluster."""
+    files = list(files)
+    policy = RobotsPolicy(tokens, files)
+    out = set()
+    for f in files:
+        if f.state == RobotsState.RULES and policy.crawl_delay(robots_url(f.origin)) > 0:
+            out.add((urlsplit(f.origin).hostname or "").lower())
+    return out

@@ -3,7 +3,8 @@ count₂ + balance → resumable shards → rejects. Each step is a named functi
 writes the next; `pipeline.build` calls them in order. No algorithms here.
 
 Resume (docs/build.md): download parts and shards are committed one by one (a part's parquet file, a shard's ledger
-entry), and their membership is a hash of the uid, so a re-run of a killed build redoes only what is missing.
+entry), and their membership is deterministic (a part: a hash of the URL's host and uid; a shard: of the uid), so
+a re-run of a killed build redoes only what is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from curation.balancing import entry_counts
+from curation.host_parts import assign_parts, host_slots, split_hosts, url_hosts
+from curation.robots import crawl_delay_hosts
 from pipeline.build_config import BuildConfig
 from pipeline.core.errors import ClipforgeError
 from pipeline.core.storage import write_bytes
@@ -58,12 +61,13 @@ from pipeline.stages.balance import (
 )
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
 from pipeline.stages.clip_filter import ClipFilterReason, ClipFilterStage, ListedRejectConfig, clip_filter_barrier
-from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig
+from pipeline.stages.download import DOWNLOAD, IMAGES, FetchImagesConfig, load_opt_out, load_robots
 from pipeline.stages.download_parts import (
     PART_INPUT_COLUMNS,
     PART_SALT,
     DownloadPartsConfig,
     DownloadPartStage,
+    PartPlan,
     add_part_column,
     committed_parts,
     uid_buckets,
@@ -109,7 +113,7 @@ def _select(state: BuildState) -> None:
 def _download(state: BuildState) -> None:
     track = state.heartbeat.track if state.heartbeat else None
     state.values["download"] = download_parts(state.cfg, state.run, state.values["selected"], state.say, track)
-    facts = write_politeness(state.run, state.cfg.download)
+    facts = write_politeness(state.run, state.cfg.download, state.values["download"])
     state.say(f"download: {facts['requests']:,} requests to {facts['hosts']:,} hosts -> stats/hosts.parquet")
 
 
@@ -288,24 +292,24 @@ def _col(name: str):
 
 def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Track | None = None) -> dict:
     """Download every live row of `selected` in parts, skipping parts a killed earlier run committed. Returns
-    {rows, parts, committed_before, downloaded_now}; raises if a part is still missing afterwards. `track` gets a
-    function that counts the parts committed so far (the heartbeat's progress)."""
+    {rows, parts, committed_before, downloaded_now, spread_hosts: {host: parts}, host_slots: {host: slots}}; raises
+    if a part is still missing afterwards. `track` gets a function that counts the parts committed so far (the
+    heartbeat's progress)."""
     live = read_table(run, "work/selected", ["uid", "url", "reject_reason"])
     live = live.filter(pc.is_null(live["reject_reason"]))
     uids = live["uid"]
-    n_parts = max(1, math.ceil(len(uids) / cfg.download.rows_per_part))
-    expected = {int(p) for p in np.unique(uid_buckets(uids, n_parts, PART_SALT))} or {0}
+    plan, fetch = part_plan(cfg, run, live, say)
+    expected = {int(p) for p in np.unique(assign_parts(_hosts(live), uids, plan.n_parts, plan.split, PART_SALT))}
+    expected = expected or {0}
     out_dir = run.path("work", "download")
-    fetch = FetchImagesConfig(download=cfg.download, image=cfg.image, s3=cfg.s3)
     before = committed_parts(out_dir, cfg.s3) & expected
     pending = sorted(expected - before)
-    if cfg.download.fetch.robots_txt and pending:
-        fetch = fetch.model_copy(update={"robots_file": robots_once(cfg, run, live["url"], say)})
     say(
         f"download: {len(uids)} rows in {len(expected)} parts; {len(before)} committed by an earlier run, "
         f"{len(pending)} to download"
     )
-    run.write_json("work/download_plan.json", {"parts": len(expected), "rows": len(uids)})  # for `clipforge stats`
+    plan_info = {"parts": len(expected), "rows": len(uids), "spread_hosts": plan.split, "host_slots": fetch.host_slots}
+    run.write_json("work/download_plan.json", plan_info)  # for `clipforge stats` and the report
     if track:
         track(lambda: (len(committed_parts(out_dir, cfg.s3) & expected), len(expected), "parts"))
     if pending and not len(uids):
@@ -316,7 +320,7 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Tra
         present = selected.schema().names
         names = [c for c in PART_INPUT_COLUMNS if c in present] + input_columns(present)
         ds = selected.filter(expr=col("reject_reason").is_null()).select_columns(names)
-        ds = run_stages(ds, [StageSpec(add_part_column, n_parts)]).filter(expr=col("part").is_in(pending))
+        ds = run_stages(ds, [StageSpec(add_part_column, plan)]).filter(expr=col("part").is_in(pending))
         stage_cfg = DownloadPartsConfig(fetch=fetch, out_dir=out_dir, s3=cfg.s3)
         parts = min(len(pending), MAX_GROUP_PARTITIONS)
         done = apply_group_stage(ds, "part", StageSpec(DownloadPartStage, stage_cfg), num_partitions=parts)
@@ -326,7 +330,31 @@ def download_parts(cfg: BuildConfig, run: RunDir, selected, say: Say, track: Tra
     missing = expected - committed_parts(out_dir, cfg.s3)
     if missing:
         raise ClipforgeError(f"download parts {sorted(missing)[:10]} were not committed; re-run to finish them")
-    return {"rows": len(uids), "parts": len(expected), "committed_before": len(before), "downloaded_now": len(pending)}
+    counts = {"rows": len(uids), "parts": len(expected), "committed_before": len(before)}
+    return {**counts, "downloaded_now": len(pending), "spread_hosts": plan.split, "host_slots": fetch.host_slots}
+
+
+def _hosts(live: pa.Table) -> pa.Array:
+    return url_hosts(live["url"])
+
+
+def part_plan(cfg: BuildConfig, run: RunDir, live: pa.Table, say: Say) -> tuple[PartPlan, FetchImagesConfig]:
+    """(the download parts' `PartPlan`, the parts' fetch config) for the live rows: ⌈rows / rows_per_part⌉ parts by
+    host, hosts over rows_per_part spread (but never one with a Crawl-delay, hence robots.txt first: `robots_once`,
+    reused by a resumed run, so the plan is the same), and the spread hosts' per-part slots (`curation.host_parts`)."""
+    fetch = FetchImagesConfig(download=cfg.download, image=cfg.image, s3=cfg.s3)
+    delayed: set[str] = set()
+    if cfg.download.fetch.robots_txt and live.num_rows:
+        uri = robots_once(cfg, run, live["url"], say)
+        fetch = fetch.model_copy(update={"robots_file": uri})
+        delayed = crawl_delay_hosts(load_robots(uri, cfg.s3), cfg.download.fetch.robots_ua_tokens)
+    limit = cfg.download.fetch.per_host_concurrency
+    split = split_hosts(_hosts(live), cfg.download.rows_per_part, limit, delayed)
+    plan = PartPlan(n_parts=max(1, math.ceil(live.num_rows / cfg.download.rows_per_part)), split=split)
+    if split:
+        spread = ", ".join(f"{h} over {k}" for h, k in sorted(split.items(), key=lambda kv: -kv[1])[:5])
+        say(f"download: {len(split)} large hosts spread over parts ({spread}), each part its share of the limit")
+    return plan, fetch.model_copy(update={"host_slots": host_slots(split, limit)})
 
 
 ROBOTS_THREADS = 32
@@ -336,18 +364,20 @@ def robots_once(cfg: BuildConfig, run: RunDir, urls: pa.ChunkedArray, say: Say) 
     """robots.txt of every origin among `urls`, fetched once per run through the guarded fetcher (threads on the
     driver: one small request per origin) and committed as work/robots.parquet, which a resumed run reuses; returns
     its URI. The download tasks read it, so no task fetches an origin's robots.txt again (RFC 9309's caching
-    within a run). At ~10^6 origins this is minutes on the driver: host-partitioned downloads (#23) would move it
-    into the parts."""
+    within a run), and the part plan reads its Crawl-delays. At ~10^6 origins this is minutes on the driver (a known
+    limit: the parts could fetch their own hosts' files, but the plan needs the delays first)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from curation.fetch import Fetcher, fetch_robots, robots_fetch_config
-    from curation.robots import origin_of
+    from curation.robots import origin_of, robots_url
     from pipeline.stages.download import robots_table
 
     uri = run.path("work", "robots.parquet")
     if run.exists("work", "robots.parquet"):
         return uri
     origins = sorted({o for o in map(origin_of, pc.unique(urls).to_pylist()) if o})
+    registry = load_opt_out(cfg.download.opt_out_registry, cfg.s3)
+    origins = [o for o in origins if registry.match(robots_url(o)) is None]  # an opted-out host gets no request at all
     fetcher = Fetcher(robots_fetch_config(cfg.download.fetch))
     with ThreadPoolExecutor(max_workers=max(1, min(ROBOTS_THREADS, len(origins)))) as pool:
         files = list(pool.map(lambda o: fetch_robots(o, fetcher), origins))

@@ -5,7 +5,8 @@ Written by the build right after its download step, read by the report (DESIGN.m
   for images (every attempt, retries included; a registry or robots.txt refusal makes none) plus the origin's one
   robots.txt request; redirect hops are counted on the host of the original URL.
 - `stats/politeness.json`: the politeness settings used, the robots.txt outcome per state and the origins refused
-  as a whole (with why), opt-out counts by source (X-Robots-Tag directive, registry entry, robots.txt) and totals.
+  as a whole (with why), opt-out counts by source (X-Robots-Tag directive, registry entry, robots.txt), the large
+  hosts spread over several download parts (and each part's share of `per_host_concurrency`) and totals.
 
 Both are aggregates over the committed download parts (`work/download/`): the url, status and detail columns only
 (the image bytes are never read), streamed batch by batch, so the driver holds one row per host, not per URL.
@@ -23,11 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from curation.host_parts import url_hosts
 from pipeline.core.storage import write_bytes
 from pipeline.rundir import RunDir
-
-HOST_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)"
-"""The host of an absolute URL (userinfo skipped, IPv6 brackets kept); vectorised, so no per-URL Python."""
 
 HOSTS_SCHEMA = pa.schema(
     [
@@ -56,19 +55,12 @@ SETTINGS = (
 TOP_DETAILS = 50
 
 
-def hosts_of(urls: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Lower-cased host of each URL (null where the URL has none)."""
-    found = pc.extract_regex(pc.cast(urls, pa.string()), HOST_RE)
-    host = pc.utf8_lower(pc.struct_field(found, "host"))
-    return pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
-
-
 def _batch_counts(batch: pa.RecordBatch) -> pa.Table:
     """One batch of download-part rows → per-host partial sums (rows never tried by the fetch are skipped)."""
     t = pa.Table.from_batches([batch])
     t = t.filter(pc.is_valid(t["fetch_status"]))
     status = t["fetch_status"]
-    cols: dict[str, Any] = {"host": hosts_of(t["url"]), "rows": pa.array([1] * t.num_rows, pa.int64())}
+    cols: dict[str, Any] = {"host": url_hosts(t["url"]), "rows": pa.array([1] * t.num_rows, pa.int64())}
     cols["requests"] = pc.cast(pc.fill_null(t["attempts"], 0), pa.int64())
     for name in COUNTED:
         cols[name] = pc.cast(pc.equal(status, name), pa.int64())
@@ -101,7 +93,7 @@ def summarise(parts: pads.Dataset, robots: pa.Table | None) -> tuple[pa.Table, d
     if robots is not None:
         for origin, state, detail in zip(*(robots[c].to_pylist() for c in ("origin", "state", "detail")), strict=True):
             states[state] += 1
-            host = hosts_of(pa.array([origin]))[0].as_py()
+            host = url_hosts(pa.array([origin]))[0].as_py()
             robots_hosts[host] += 1
             if state == "disallow_all":
                 refused_origins.append({"origin": origin, "why": f"robots.txt unreachable: {detail}"})
@@ -142,7 +134,7 @@ def _count_refusals(batch: pa.RecordBatch, out: Counter) -> None:
     if not pc.any(keep).as_py():
         return
     t = pa.Table.from_batches([batch]).filter(keep)
-    hosts = hosts_of(t["url"]).to_pylist()
+    hosts = url_hosts(t["url"]).to_pylist()
     for s, detail, host in zip(t["fetch_status"].to_pylist(), t["reject_detail"].to_pylist(), hosts, strict=True):
         detail = detail or ""
         if s == "opt_out":
@@ -182,9 +174,10 @@ def settings(download: Any) -> dict:
     return out
 
 
-def write_politeness(run: RunDir, download: Any) -> dict:
+def write_politeness(run: RunDir, download: Any, plan: dict | None = None) -> dict:
     """Summarise the committed download parts of `run` into stats/hosts.parquet and stats/politeness.json; returns
-    the JSON's content. `download` is the build's `DownloadConfig`."""
+    the JSON's content. `download` is the build's `DownloadConfig`; `plan` the download step's outputs, whose
+    `spread_hosts` ({host: parts}) and `host_slots` ({host: slots per part}) say how large hosts were spread."""
     fs, path = run.fs("work", "download")
     parts = pads.dataset(path, filesystem=fs, format="parquet")
     robots = None
@@ -195,6 +188,10 @@ def write_politeness(run: RunDir, download: Any) -> dict:
     buf = io.BytesIO()
     pq.write_table(hosts, buf)
     write_bytes(run.path("stats", "hosts.parquet"), buf.getvalue(), run.s3)
-    facts = {"settings": settings(download), **facts}
+    spread = [
+        {"host": h, "parts": int(k), "slots_per_part": int(((plan or {}).get("host_slots") or {}).get(h, 0))}
+        for h, k in sorted(((plan or {}).get("spread_hosts") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    facts = {"settings": settings(download), **facts, "spread_hosts": spread[:TOP_DETAILS]}
     run.write_json("stats/politeness.json", facts)
     return facts

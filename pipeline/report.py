@@ -155,6 +155,18 @@ def politeness(x: ReportInputs) -> str:
         body += figure(plots.barh([(h or "(no host)", int(n)) for h, n in top], "requests"), "requests per host")
         rows = [[f"{v:.1f}" if isinstance(v, float) else v for v in r.values()] for r in x.hosts.to_pylist()]
         body += table(cols, rows, range(1, len(cols)))
+    spread = p.get("spread_hosts") or []
+    if spread:
+        body += "<h3>Large hosts spread over download parts</h3>" + table(
+            ["host", "parts", "requests at once per part"],
+            [[r["host"], r["parts"], r["slots_per_part"]] for r in spread[:20]],
+            [1, 2],
+        )
+        body += (
+            '<p class="muted">A host with more rows than download.rows_per_part is spread over k ≤ '
+            "per_host_concurrency parts, each allowed ⌊per_host_concurrency / k⌋ requests at once, so the sum over "
+            "the cluster stays within the limit; a host with a Crawl-delay is never spread.</p>"
+        )
     robots = p.get("robots") or {}
     if robots.get("origins"):
         states = ", ".join(f"{esc(k)} {int(v):,}" for k, v in (robots.get("states") or {}).items())

@@ -70,8 +70,12 @@ def serve(
     ready_file: Annotated[
         Path | None, typer.Option(help="Once serving, write {base_url, port, pid} as JSON here.")
     ] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="Append one JSON line per request (host, path, start, end) to OUT_DIR/access.log.")
+    ] = True,
 ) -> None:
-    """Serve OUT_DIR's images and faults on the host and port recorded in its web.json until Ctrl-C."""
+    """Serve OUT_DIR's images and faults on the host and port recorded in its web.json until Ctrl-C; with
+    virtual_hosts, every site-NNN.web.test by its Host header (map the names to 127.0.0.1)."""
     from infra.localweb.config import load_web
 
     load_web(out_dir)  # before the heavy imports: a missing web fails fast
@@ -81,5 +85,7 @@ def serve(
         typer.echo(f"clipforge web: serving {out_dir} at {cfg.base_url} (loopback only). Ctrl-C to stop.")
         typer.get_text_stream("stdout").flush()  # a pipe is block-buffered: readers wait for this line
 
-    serve_forever(out_dir, prewarm=prewarm, threads=threads, ready_file=ready_file, on_ready=announce)
+    serve_forever(
+        out_dir, prewarm=prewarm, threads=threads, ready_file=ready_file, on_ready=announce, access_log=access_log
+    )
     typer.echo("clipforge web: stopped.")

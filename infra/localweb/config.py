@@ -20,6 +20,9 @@ from pipeline.core.errors import ClipforgeError
 
 WEB_JSON = "web.json"
 """The generated web's manifest (seed, base_url, resolved config, counts); written last by `generate`."""
+ACCESS_LOG = "access.log"
+"""OUT/access.log: one JSON line per answered request, {"host", "path", "start", "end"} (monotonic seconds),
+appended by every server of the web (docs/localweb.md); `generate` starts a new one."""
 
 
 class WebConfig(StrictModel):
@@ -102,6 +105,23 @@ class WebConfig(StrictModel):
     crawl_files: int = Field(0, ge=0, le=10**4)
     """WAT files that carry the whole candidate list as a crawl (OUT/crawl/: every candidate an image link on some
     page, what `clipforge demo` extracts); 0 writes none."""
+
+    virtual_hosts: int = Field(0, ge=0, le=100000)
+    """Spread the candidates over this many virtual hosts `site-NNN.web.test` (base_url's port; the one loopback
+    server tells them apart by the Host header), each with a robots.txt variant (infra/localweb/hosts.py); clients
+    resolve the names to 127.0.0.1 (`download.fetch.resolve: {"*.web.test": "127.0.0.1"}`). 0: every URL on
+    base_url's host, which serves no robots.txt (404)."""
+
+    host_skew: float = Field(2.0, ge=1, le=8)
+    """Host sizes: a row is on host floor(virtual_hosts · u^host_skew), so site-000 is the largest (at 2, with 40
+    hosts it holds ~16 % of rows) and the last hosts, which get the robots.txt variants, the smallest."""
+
+    latency_s: float = Field(0.0, ge=0, le=10)
+    """Server time added before answering each image, hop or loop request (not robots.txt): with it, requests
+    overlap long enough that concurrency per host shows in access.log (the politeness tests use 0.05 s)."""
+
+    crawl_delay_s: float = Field(0.2, ge=0, le=60)
+    """The Crawl-delay the `crawl_delay` robots variant asks for."""
 
     @field_validator("base_url")
     @classmethod

@@ -27,8 +27,9 @@ import pyarrow.parquet as pq
 
 from infra.localweb.captions import JUNK, SLOT_KIND, SLOT_LANG, junk_lang, write_captions
 from infra.localweb.concepts import CONCEPTS, N_CONCEPTS, TEXTURES, concepts_of, eval_image_ids, is_digit, textures_of
-from infra.localweb.config import WEB_JSON, WebConfig
+from infra.localweb.config import ACCESS_LOG, WEB_JSON, WebConfig
 from infra.localweb.faults import BOMB_SIDE, EXPECTED_OUTCOME, FAULTS, SERVES_IMAGE, Fault
+from infra.localweb.hosts import host_names, host_of_rows, robots_expected, robots_of_hosts
 from infra.localweb.plan import ORIGINAL, ROLES, RowPlan, plan_rows
 from infra.localweb.plants import caption_concepts
 from infra.localweb.rand import hash64, randint, uniform
@@ -63,6 +64,8 @@ ANSWERS_SCHEMA = pa.schema(
         ("expected_outcome", pa.string()),  # faults.EXPECTED_OUTCOME
         ("width", pa.int32()),  # of the image the URL finally serves; null when it serves none
         ("height", pa.int32()),
+        ("host", pa.string()),  # the URL's host (base_url's unless virtual_hosts)
+        ("robots", pa.string()),  # its robots.txt variant (hosts.Robots); null without virtual_hosts
         ("semantic_dup_of", pa.int64()),  # row whose image a dup_semantic row shows (pHash misses it), else -1
         ("caption_concept", pa.int16()),  # the concept the caption describes (differs from concept when mismatched)
         ("caption_mismatch", pa.bool_()),  # planted: the caption describes another concept (plants.py)
@@ -76,6 +79,7 @@ def generate(cfg: WebConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     out = Path(out_dir)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     (out / WEB_JSON).unlink(missing_ok=True)  # an interrupted run must not look complete
+    (out / ACCESS_LOG).unlink(missing_ok=True)  # a new web: its servers' requests start a new log
     cfg = resolve_port(cfg)
     plan = plan_rows(cfg)
     counts = _write_rows(cfg, plan, out)
@@ -111,6 +115,8 @@ def resolve_port(cfg: WebConfig) -> WebConfig:
 def _write_rows(cfg: WebConfig, plan: RowPlan, out: Path) -> dict[str, Any]:
     """Stream candidates.parquet and answers.parquet chunk by chunk; return the counts for web.json."""
     tallies: dict[str, dict[str, int]] = {"fault": {}, "role": {}, "lang": {}, "caption_kind": {}}
+    if cfg.virtual_hosts:
+        tallies["robots"] = {}
     per_concept = np.zeros(N_CONCEPTS, dtype=np.int64)
     tmp_c, tmp_a = out / "candidates.parquet.tmp", out / "answers.parquet.tmp"
     with pq.ParquetWriter(tmp_c, CANDIDATES_SCHEMA) as wc, pq.ParquetWriter(tmp_a, ANSWERS_SCHEMA) as wa:
@@ -157,9 +163,13 @@ def answer_chunk(cfg: WebConfig, plan: RowPlan, start: int, stop: int) -> pa.Tab
     digit = is_digit(concepts)
     width, height = _served_sizes(cfg, ids, variant, fault)
     faults = np.array(FAULT_NAMES, dtype=object)[fault]
+    expected = np.array([EXPECTED_OUTCOME[Fault(f)] for f in FAULT_NAMES], dtype=object)[fault]
+    bases, hosts, robots = _hosts(cfg, plan.url_row[start:stop])
+    if robots is not None:
+        expected = robots_expected(robots, faults, expected)
     columns = {
         "row_id": rows,
-        "url": _urls(cfg.base_url, faults, ids, variant, plan.url_row[start:stop]),
+        "url": _urls(bases, faults, ids, variant, plan.url_row[start:stop]),
         "caption": captions,
         "concept": concepts.astype(np.int16),
         "class_name": _CONCEPT_TABLE["class_name"][concepts],
@@ -176,9 +186,11 @@ def answer_chunk(cfg: WebConfig, plan: RowPlan, start: int, stop: int) -> pa.Tab
         "eval_copy_of": plan.eval_copy_of[start:stop],
         "same_url_as": np.where(plan.url_row[start:stop] != rows, plan.url_row[start:stop], -1),
         "fault": faults,
-        "expected_outcome": np.array([EXPECTED_OUTCOME[Fault(f)] for f in FAULT_NAMES], dtype=object)[fault],
+        "expected_outcome": expected,
         "width": width,
         "height": height,
+        "host": hosts,
+        "robots": robots if robots is not None else np.full(len(rows), None, dtype=object),
         "semantic_dup_of": plan.semantic_dup_of[start:stop],
         "caption_concept": described.astype(np.int16),
         "caption_mismatch": mismatch,
@@ -223,14 +235,27 @@ def _served_sizes(cfg: WebConfig, ids: np.ndarray, variant: np.ndarray, fault: n
     return np.where(serves, w, None), np.where(serves, h, None)
 
 
-def _urls(base: str, faults: np.ndarray, ids: np.ndarray, variant: np.ndarray, url_row: np.ndarray) -> list[str]:
-    """`{base}/img/{fault}/{image_id}/{variant}/{url_row}.{ext}`: stateless, the server parses everything it needs."""
+def _hosts(cfg: WebConfig, url_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(base URL, host, robots variant or None) per row: base_url's host, or its virtual host (hosts.py)."""
+    n = len(url_rows)
+    if not cfg.virtual_hosts:
+        return np.full(n, cfg.base_url, dtype=object), np.full(n, cfg.host, dtype=object), None
+    k = host_of_rows(cfg.seed, url_rows, cfg.virtual_hosts, cfg.host_skew)
+    names = np.array(host_names(cfg.virtual_hosts), dtype=object)
+    variants = np.array([str(v) for v in robots_of_hosts(cfg.virtual_hosts)], dtype=object)
+    bases = np.array([f"http://{h}:{cfg.port}" for h in names], dtype=object)
+    return bases[k], names[k], variants[k]
+
+
+def _urls(base: np.ndarray, faults: np.ndarray, ids: np.ndarray, variant: np.ndarray, url_row: np.ndarray) -> list:
+    """`{base}/img/{fault}/{image_id}/{variant}/{url_row}.{ext}` (`base` per row): stateless, the server parses
+    everything it needs."""
     ext = np.array([v.ext for v in VARIANTS], dtype=object)[variant]
     ext[np.isin(faults, [Fault.TINY, Fault.BOMB])] = "png"
     return [
-        f"{base}/img/{f}/{i}/{v}/{r}.{e}"
-        for f, i, v, r, e in zip(
-            faults.tolist(), ids.tolist(), variant.tolist(), url_row.tolist(), ext.tolist(), strict=True
+        f"{b}/img/{f}/{i}/{v}/{r}.{e}"
+        for b, f, i, v, r, e in zip(
+            base.tolist(), faults.tolist(), ids.tolist(), variant.tolist(), url_row.tolist(), ext.tolist(), strict=True
         )
     ]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.child import ChildServer, hold_until, stop_on_signals
-from infra.localweb.config import WebConfig, load_web
+from infra.localweb.config import ACCESS_LOG, WebConfig, load_web
 from infra.localweb.protocol import WorkerLoop, accept_forever
 from infra.localweb.server import WebServer
 from pipeline.core.errors import ClipforgeError
@@ -39,9 +39,17 @@ class LocalWeb:
     """The server on background threads (an accepting loop plus `threads - 1` more); a context manager, e.g.
     `with serve_in_thread("web-out") as web: requests.get(web.base_url + "/healthz")`."""
 
-    def __init__(self, cfg: WebConfig, *, prewarm: int = 0, threads: int = SERVE_THREADS):
+    def __init__(
+        self,
+        cfg: WebConfig,
+        *,
+        prewarm: int = 0,
+        threads: int = SERVE_THREADS,
+        access_log: str | os.PathLike[str] | None = None,
+    ):
         self.cfg, self.prewarm_n, self.threads = cfg, prewarm, max(1, threads)
-        self.server = WebServer(cfg)
+        self.access_log = Path(access_log) if access_log else None
+        self.server = WebServer(cfg, access_log=access_log)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
@@ -75,6 +83,7 @@ class LocalWeb:
                 w.stop()
             self._loop.run_until_complete(self._cancel_rest())
             self._loop.close()
+            self.server.close_log()
 
     async def _main(self, listener: socket.socket, workers: list, ready: threading.Event, error: list) -> None:
         self._stop = asyncio.Event()
@@ -130,10 +139,14 @@ def prewarm_keys(cfg: WebConfig, n: int) -> list[tuple[int, int]]:
     return [(i, 0) for i in range(min(n, cfg.n_candidates))]
 
 
-def serve_in_thread(out_dir: str | os.PathLike[str], *, prewarm: int = 0, threads: int = SERVE_THREADS) -> LocalWeb:
-    """A not-yet-started `LocalWeb` for the web generated in `out_dir`; `with` starts and stops it."""
+def serve_in_thread(
+    out_dir: str | os.PathLike[str], *, prewarm: int = 0, threads: int = SERVE_THREADS, access_log: bool = True
+) -> LocalWeb:
+    """A not-yet-started `LocalWeb` for the web generated in `out_dir` (appending to OUT/access.log unless
+    `access_log` is off); `with` starts and stops it."""
     cfg, _ = load_web(out_dir)
-    return LocalWeb(cfg, prewarm=prewarm, threads=threads)
+    log = Path(out_dir) / ACCESS_LOG if access_log else None
+    return LocalWeb(cfg, prewarm=prewarm, threads=threads, access_log=log)
 
 
 def serve_forever(
@@ -143,10 +156,11 @@ def serve_forever(
     threads: int = SERVE_THREADS,
     ready_file: str | os.PathLike[str] | None = None,
     on_ready=None,
+    access_log: bool = True,
 ) -> None:
     """Serve the web in `out_dir` in the foreground until SIGINT/SIGTERM. Once serving, call `on_ready(cfg)` and
     write `{"base_url", "port", "pid"}` to `ready_file` (atomically; removed again at exit)."""
-    with serve_in_thread(out_dir, prewarm=prewarm, threads=threads) as handle:
+    with serve_in_thread(out_dir, prewarm=prewarm, threads=threads, access_log=access_log) as handle:
         stop = stop_on_signals()
         if on_ready is not None:
             on_ready(handle.cfg)
@@ -157,8 +171,10 @@ class LocalWebProcess:
     """The server in a child process (`python -m infra.localweb serve OUT --ready-file F`, see `infra.child`): its
     own GIL, so a client in this process (a benchmark, a Ray driver) does not slow it down."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, prewarm: int = 0, timeout: float = 60):
-        self.out_dir, self.prewarm, self.timeout = Path(out_dir), prewarm, timeout
+    def __init__(
+        self, out_dir: str | os.PathLike[str], *, prewarm: int = 0, timeout: float = 60, access_log: bool = True
+    ):
+        self.out_dir, self.prewarm, self.timeout, self.access_log = Path(out_dir), prewarm, timeout, access_log
         self._child: ChildServer | None = None
         self.base_url = ""
 
@@ -169,6 +185,7 @@ class LocalWebProcess:
 
     def start(self) -> LocalWebProcess:
         args = ["serve", str(self.out_dir), "--prewarm", str(self.prewarm)]
+        args += [] if self.access_log else ["--no-access-log"]
         self._child = ChildServer("infra.localweb", args, name="synthetic web", timeout=self.timeout)
         self.base_url = self._child.start()["base_url"]
         return self

@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -25,6 +26,7 @@ IDLE_TIMEOUT = 120.0
 
 REASONS = {
     200: "OK",
+    301: "Moved Permanently",
     302: "Found",
     400: "Bad Request",
     404: "Not Found",
@@ -48,7 +50,10 @@ Action = Callable[["HttpConnection"], Awaitable["Reply | None"]]
 """What a handler returns when it cannot answer at once: a coroutine function that gets the connection, may write
 to it itself (slow, truncated, reset) and returns a `Reply` to send, or None when it has answered (or closed)."""
 
-Handler = Callable[[str], "Reply | Action"]
+Handler = Callable[[str, str], "Reply | Action"]
+"""(path, Host header) → what to answer."""
+Log = Callable[[str, str, float, float], None]
+"""(host, path, start, end): called once per answered request, times on the monotonic clock."""
 
 
 def response_head(reply: Reply, body_length: int, keep_alive: bool) -> bytes:
@@ -65,8 +70,8 @@ class HttpConnection(asyncio.Protocol):
     """One client connection. Requests are answered strictly in order: while an `Action` runs, later (pipelined)
     requests wait in the buffer."""
 
-    def __init__(self, handler: Handler, connections: set[HttpConnection]):
-        self.handler, self.connections = handler, connections
+    def __init__(self, handler: Handler, connections: set[HttpConnection], log: Log | None = None):
+        self.handler, self.connections, self.log = handler, connections, log
         self.transport: asyncio.Transport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.buf = b""
@@ -115,18 +120,25 @@ class HttpConnection(asyncio.Protocol):
             request = self._parse()
             if request is None:
                 return
-            method, path, keep_alive = request
+            method, path, host, keep_alive = request
             if method not in ("GET", "HEAD"):
                 self.send(Reply(405, (("Allow", "GET, HEAD"),), b"GET or HEAD only\n"), method, False)
                 return
-            result = self.handler(path)
+            start = time.monotonic()
+            result = self.handler(path, host)
             if isinstance(result, Reply):
                 self.send(result, method, keep_alive)
+                self._logged(host, path, start)
             else:
                 self.busy = True
-                self.task = asyncio.get_running_loop().create_task(self._run(result, method, keep_alive))
+                task = self._run(result, method, keep_alive, (host, path, start))
+                self.task = asyncio.get_running_loop().create_task(task)
 
-    async def _run(self, action: Action, method: str, keep_alive: bool) -> None:
+    def _logged(self, host: str, path: str, start: float) -> None:
+        if self.log is not None:
+            self.log(host, path, start, time.monotonic())
+
+    async def _run(self, action: Action, method: str, keep_alive: bool, request: tuple[str, str, float]) -> None:
         try:
             reply = await action(self)
             if reply is not None and not self.closing():
@@ -135,6 +147,7 @@ class HttpConnection(asyncio.Protocol):
             self.close()
         finally:
             self.busy, self.task = False, None
+            self._logged(*request)  # also when cancelled: the client gave up (a deadline) or the server stops
         self._serve()
 
     def send(self, reply: Reply, method: str, keep_alive: bool) -> None:
@@ -144,8 +157,9 @@ class HttpConnection(asyncio.Protocol):
         if not keep_alive:
             self.transport.close()
 
-    def _parse(self) -> tuple[str, str, bool] | None:
-        """(method, path without query, keep_alive) of the next complete request, or None (incomplete or failed)."""
+    def _parse(self) -> tuple[str, str, str, bool] | None:
+        """(method, path without query, Host header, keep_alive) of the next complete request, or None (incomplete or
+        failed)."""
         end = self.buf.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buf) > MAX_HEAD:
@@ -171,7 +185,7 @@ class HttpConnection(asyncio.Protocol):
         self.buf = self.buf[end + 4 + int(length) :]
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection if parts[2] == "HTTP/1.1" else "keep-alive" in connection
-        return parts[0], parts[1].split("?", 1)[0], keep_alive
+        return parts[0], parts[1].split("?", 1)[0], headers.get("host", ""), keep_alive
 
     def _fail(self, status: int) -> None:
         self.send(Reply(status, (("Content-Type", "text/plain"),), f"{REASONS[status]}\n".encode()), "GET", False)

@@ -10,6 +10,8 @@ task or an await. The only per-URL state is the set of `http_429` URLs already r
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
 import struct
 import threading
@@ -19,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from infra.localweb.concepts import is_eval_id
 from infra.localweb.config import WebConfig
 from infra.localweb.faults import FORBIDDEN_TARGETS, HTML_PAGE, LOOP_LENGTH, REDIRECT_HOPS, Fault, bomb_png
+from infra.localweb.hosts import MOVED_BODY, MOVED_PATH, Robots, host_names, robots_body, robots_of_hosts
 from infra.localweb.protocol import Action, HttpConnection, Reply, response_head
 from infra.localweb.render import VARIANTS, image_bytes, tiny_bytes
 
@@ -62,8 +65,12 @@ class WebServer:
     """Routes and state of one server: `handle(path)` answers, `bind()` gives the listening socket, `connection` is
     the protocol factory (handle.py runs them on one or more event loops)."""
 
-    def __init__(self, cfg: WebConfig, render_threads: int = 2):
+    def __init__(self, cfg: WebConfig, render_threads: int = 2, access_log: str | os.PathLike[str] | None = None):
         self.cfg = cfg
+        names = host_names(cfg.virtual_hosts)
+        self._robots = dict(zip(names, robots_of_hosts(cfg.virtual_hosts), strict=True))
+        # O_APPEND: each line is one write(2) at the file's end, whole, whichever serving thread writes it
+        self._log_fd = os.open(access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if access_log else None
         self.cache = ImageCache(cfg.cache_mb << 20)
         self.refused_429: set[str] = set()
         self.connections: set[HttpConnection] = set()
@@ -79,13 +86,26 @@ class WebServer:
 
     def connection(self) -> HttpConnection:
         """Protocol factory: one `HttpConnection` answering with `handle`."""
-        return HttpConnection(self.handle, self.connections)
+        return HttpConnection(self.handle, self.connections, self._log if self._log_fd is not None else None)
+
+    def _log(self, host: str, path: str, start: float, end: float) -> None:
+        """One access.log line: {"host", "path", "start", "end"} (monotonic seconds; host without its port)."""
+        name = host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+        line = json.dumps({"host": name, "path": path, "start": round(start, 6), "end": round(end, 6)}) + "\n"
+        if self._log_fd is not None:
+            os.write(self._log_fd, line.encode())
 
     def close(self) -> None:
         """Drop every open connection (in-flight slow responses included) and stop the render pool."""
         for conn in list(self.connections):
             conn.close_threadsafe()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def close_log(self) -> None:
+        """Close access.log (after the serving loops have stopped)."""
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
 
     def reset_state(self) -> None:
         """Forget which `http_429` URLs were refused once (the next request for each is refused again)."""
@@ -118,13 +138,17 @@ class WebServer:
         for start in range(0, len(keys), 32):
             await asyncio.gather(*(self.image(k) for k in keys[start : start + 32]))
 
-    def handle(self, path: str) -> Reply | Action:
-        """Route one GET: a `Reply` when it can answer at once, else an `Action` (render, slow, reset, ...)."""
+    def handle(self, path: str, host: str = "") -> Reply | Action:
+        """Route one GET (`host`: the Host header, which picks the virtual host): a `Reply` when it can answer at
+        once, else an `Action` (render, slow, reset, ...)."""
+        origin = f"http://{host}" if host else self.cfg.base_url  # redirects stay on the host asked
+        if path in ("/robots.txt", MOVED_PATH):
+            return self._robots_txt(path, host)
         parts = path.split("/")
         if len(parts) == 6 and parts[1] == "img" and parts[2] in self._faults:
-            return self._candidate(self._faults[parts[2]], parts, path)
+            return self._slowed(self._candidate(self._faults[parts[2]], parts, path, origin))
         if len(parts) == 6 and parts[1] in ("hop", "loop") and parts[2].isdigit():
-            return self._redirect_step(parts)
+            return self._slowed(self._redirect_step(parts, origin))
         if len(parts) == 3 and parts[1] == "eval" and parts[2].endswith(".jpg") and parts[2][:-4].isdigit():
             image_id = int(parts[2][:-4])
             return self._image(image_id, 0) if is_eval_id(image_id, self.cfg) else _not_found(path)
@@ -141,7 +165,35 @@ class WebServer:
             return None
         return image_id, variant
 
-    def _candidate(self, fault: Fault, parts: list[str], path: str) -> Reply | Action:
+    def _slowed(self, result: Reply | Action) -> Reply | Action:
+        """`result` after `latency_s` of server time (as is when 0)."""
+        if not self.cfg.latency_s:
+            return result
+
+        async def later(conn: HttpConnection) -> Reply | None:
+            await asyncio.sleep(self.cfg.latency_s)
+            return result if isinstance(result, Reply) else await result(conn)
+
+        return later
+
+    def _robots_txt(self, path: str, host: str) -> Reply | Action:
+        """The virtual host's robots.txt variant (hosts.py); 404 on base_url's host and unknown hosts."""
+        variant = self._robots.get(host.rsplit(":", 1)[0].lower())
+        if variant is None:
+            return _not_found(path)
+        if path == MOVED_PATH:
+            return Reply(200, _TEXT, MOVED_BODY) if variant is Robots.REDIRECT else _not_found(path)
+        if variant is Robots.HTTP_404:
+            return Reply(404, _TEXT, b"not found\n")
+        if variant is Robots.HTTP_500:
+            return Reply(500, _TEXT, b"internal server error\n")
+        if variant is Robots.REDIRECT:
+            return Reply(301, (("Location", MOVED_PATH), *_TEXT), b"moved\n")
+        if variant is Robots.SLOW:
+            return lambda conn: self._trickle(conn, robots_body(Robots.PLAIN, 0), _TEXT)
+        return Reply(200, _TEXT, robots_body(variant, self.cfg.crawl_delay_s))
+
+    def _candidate(self, fault: Fault, parts: list[str], path: str, origin: str) -> Reply | Action:
         ids = self._ids(parts)
         if ids is None:
             return _not_found(path)
@@ -154,9 +206,9 @@ class WebServer:
         if fault is Fault.NOAI:
             return self._image(image_id, variant, (("X-Robots-Tag", "noai"),))
         if fault is Fault.REDIRECT:
-            return self._found(f"{self.cfg.base_url}/hop/{REDIRECT_HOPS - 1}/{tail}")
+            return self._found(f"{origin}/hop/{REDIRECT_HOPS - 1}/{tail}")
         if fault is Fault.REDIRECT_LOOP:
-            return self._found(f"{self.cfg.base_url}/loop/1/{tail}")
+            return self._found(f"{origin}/loop/1/{tail}")
         if fault is Fault.REDIRECT_FORBIDDEN:  # only a header: a safe fetcher must refuse to follow it
             return self._found(FORBIDDEN_TARGETS[image_id % len(FORBIDDEN_TARGETS)])
         return self._fault(fault, image_id, variant)
@@ -178,7 +230,7 @@ class WebServer:
             return lambda conn: self._truncated(conn, image_id, variant)
         return self._reset
 
-    def _redirect_step(self, parts: list[str]) -> Reply:
+    def _redirect_step(self, parts: list[str], origin: str) -> Reply:
         """/hop/{left}/...: one step of a `redirect` chain (the last points at the image); /loop/{step}/...: one
         step of a LOOP_LENGTH-URL cycle that returns to its /img/redirect_loop/ entry."""
         ids = self._ids(parts)
@@ -189,7 +241,7 @@ class WebServer:
             target = f"/hop/{n - 1}/" if n > 1 else "/img/ok/"
         else:
             target = f"/loop/{n + 1}/" if n + 1 < LOOP_LENGTH else f"/img/{Fault.REDIRECT_LOOP}/"
-        return self._found(f"{self.cfg.base_url}{target}{tail}")
+        return self._found(f"{origin}{target}{tail}")
 
     @staticmethod
     def _found(location: str) -> Reply:
@@ -214,8 +266,11 @@ class WebServer:
         """Headers with the full Content-Length at once, then one byte per slow_interval for slow_seconds, then the
         rest: a per-read timeout never fires, only a total deadline ends it."""
         body = await self.image((image_id, variant))
-        content_type = (("Content-Type", _TYPES[VARIANTS[variant].ext]),)
-        conn.transport.write(response_head(Reply(200, content_type), len(body), keep_alive=False))
+        await self._trickle(conn, body, (("Content-Type", _TYPES[VARIANTS[variant].ext]),))
+
+    async def _trickle(self, conn: HttpConnection, body: bytes, headers: tuple) -> None:
+        """200 with the full Content-Length, then `body` one byte per slow_interval for slow_seconds, then the rest."""
+        conn.transport.write(response_head(Reply(200, headers), len(body), keep_alive=False))
         loop = asyncio.get_running_loop()
         deadline, sent = loop.time() + self.cfg.slow_seconds, 0
         while sent < len(body) - 1 and loop.time() < deadline and not conn.closing():

@@ -72,6 +72,8 @@ def _envelope(page_url: str, warc_type: str, payload: dict[str, Any]) -> bytes:
 
 def _link_url(url: str, base: str, page_base: str | None, style: int) -> str:
     """The image `url` (`{base}/img/...`) as the page writes it, in one of 5 styles."""
+    if not url.startswith(base + "/"):  # another (virtual) host's image: only the forms that keep its host
+        style %= 3
     path = url[len(base) :]  # /img/...
     if style == 0:
         return url

@@ -52,8 +52,10 @@ class DownloadConfig(StrictModel):
     """A do-not-train list (local path or s3://): domains, URL prefixes or globs, one a line (docs/build.md). A listed
     URL, or a redirect to one, is never requested: rejected as opt_out_registry. Empty: none."""
     rows_per_part: int = Field(1000, ge=1)
-    """`clipforge build`: rows per download part, the unit of resume. Rows go to parts by a hash of their uid; each
-    part's result is committed atomically under RUN/work/download/, and a re-run downloads only uncommitted parts."""
+    """`clipforge build`: rows per download part, the unit of resume. Rows go to parts by a hash of their URL's host
+    (a host larger than this is spread over up to `fetch.per_host_concurrency` parts, each allowed its share of the
+    host's limit; docs/build.md), so per-host limits and Crawl-delay hold across the cluster; each part's result is
+    committed atomically under RUN/work/download/, and a re-run downloads only uncommitted parts."""
 
 
 class FetchImagesConfig(StrictModel):
@@ -65,6 +67,9 @@ class FetchImagesConfig(StrictModel):
     """Validation, resize and encoding (see curation.images.ImageConfig)."""
     s3: S3Options = S3Options()
     """Where `download.opt_out_registry` and `robots_file` are read from, if on S3."""
+    host_slots: dict[str, int] = {}
+    """Per-host concurrency below `download.fetch.per_host_concurrency` for hosts the build spreads over several
+    download parts (`curation.host_parts`): their parts' shares add up to at most the limit."""
     robots_file: str = ""
     """The run's robots.txt table (work/robots.parquet, one row per origin, fetched before the downloads); with
     `download.fetch.robots_txt` on, origins not in it (redirect targets) are fetched on first use."""
@@ -170,7 +175,7 @@ class FetchImagesStage:
                 load_robots(config.robots_file, config.s3),
                 lambda origin: fetch_robots(origin, robots_fetcher),
             )
-        self.fetcher = Fetcher(config.download.fetch, opt_out=registry, robots=robots)
+        self.fetcher = Fetcher(config.download.fetch, opt_out=registry, robots=robots, host_limits=config.host_slots)
         self._slots = threading.BoundedSemaphore(process_slots(config.download.process_slots))
 
     def _one(self, url: str) -> tuple[FetchResult, dict | None]:

@@ -1,10 +1,11 @@
-"""Ray Data stage: resumable downloads. One call fetches one download part — the live rows whose uid hashes to it —
-with `pipeline.stages.download.FetchImagesStage`, and commits the result atomically as
-RUN/work/download/part-NNNNNN.parquet.
+"""Ray Data stage: resumable downloads. One call fetches one download part — the live rows whose URL's host hashes to
+it (`curation.host_parts`: one host, one part, so per-host limits hold across the cluster; large hosts spread over a
+few parts with a share of the limit each) — with `pipeline.stages.download.FetchImagesStage`, and commits the result
+atomically as RUN/work/download/part-NNNNNN.parquet.
 
 A part's file is its commit marker: it appears whole or not at all (`pipeline.core.storage.open_write`), so a re-run
-of a killed build downloads only the parts without a file. Part membership is a pure function of (uid, number of
-parts), never of partitioning or order. Rows are never dropped: failures are `reject_reason` values,
+of a killed build downloads only the parts without a file. Part membership is a pure function of (host, uid, the
+`PartPlan`), never of partitioning or order. Rows are never dropped: failures are `reject_reason` values,
 as in the fetch stage.
 """
 
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.hashing import splitmix64, uid_to_u64
+from curation.host_parts import assign_parts, url_hosts
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, Uri, list_uris, open_write
 from pipeline.stages.base import CPU_LIGHT, IO_BOUND, Resources
@@ -54,9 +56,23 @@ def committed_parts(work_dir: str, s3: S3Options | None = None) -> set[int]:
     return found
 
 
-def add_part_column(batch: pa.Table, config: int) -> pa.Table:
-    """Append `part` (int64): the download part of each row's uid, with `config` parts in all."""
-    return batch.append_column("part", pa.array(uid_buckets(batch["uid"], config, PART_SALT), pa.int64()))
+class PartPlan(StrictModel):
+    """How rows go to download parts: `n_parts` in all, hosts in `split` spread over that many parts each."""
+
+    n_parts: int
+    split: dict[str, int] = {}
+
+
+def add_part_column(batch: pa.Table, config: PartPlan | int) -> pa.Table:
+    """Append `part` (int64): each row's download part by its URL's host (`curation.host_parts.assign_parts`).
+    An int `config` is that many parts by uid hash, without regard to hosts (benchmarks and tests that exercise the
+    download stage alone); `clipforge build` always plans by host."""
+    if not isinstance(config, PartPlan):
+        return batch.append_column("part", pa.array(uid_buckets(batch["uid"], config, PART_SALT), pa.int64()))
+    plan = config
+    hosts = url_hosts(batch["url"]) if "url" in batch.column_names else pa.array([""] * batch.num_rows)
+    parts = assign_parts(hosts, batch["uid"], plan.n_parts, plan.split, PART_SALT)
+    return batch.append_column("part", pa.array(parts, pa.int64()))
 
 
 add_part_column.name = "assign_part"  # type: ignore[attr-defined]

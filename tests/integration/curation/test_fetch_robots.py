@@ -66,6 +66,13 @@ class _Handler(BaseHTTPRequestHandler):
             if mode == "slow":
                 time.sleep(2.0)
                 return self._send(200, RULES, "text/plain")
+        if self.path.startswith("/hop/"):  # /hop/N/... redirects to /hop/N-1/..., /hop/0/... is the image
+            n = int(self.path.split("/")[2])
+            if n > 0:
+                self.send_response(302)
+                self.send_header("Location", f"/hop/{n - 1}/img.png")
+                self.send_header("Content-Length", "0")
+                return self.end_headers()
         if self.path == "/real-robots.txt":
             return self._send(200, b"User-agent: *\nDisallow: /\n", "text/plain")
         return self._send(200, PNG, "image/png")
@@ -164,3 +171,18 @@ def test_a_crawl_delay_above_the_cap_refuses_the_origin(servers):
     f = fetcher(CFG.model_copy(update={"max_crawl_delay_s": 0.1}))
     r = f.fetch(url(servers["rules"], "/a.png"))
     assert r.status == FetchStatus.robots_disallowed and "Crawl-delay 0.3 s > " in r.detail
+
+
+def test_crawl_delay_spaces_redirect_hops_too(servers):
+    """Every request to an origin with a Crawl-delay is spaced, the hops of one download's redirect chain included."""
+    srv, f = servers["rules"], fetcher(CFG.model_copy(update={"deadline_s": 3.0}))
+    f.fetch(url(srv, "/warm.png"))  # robots.txt fetched
+    start = len(srv.log)
+    assert f.fetch(url(srv, "/hop/3/img.png")).status == FetchStatus.ok
+    starts = [t for p, t in srv.log[start:] if p.startswith("/hop/")]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(starts) == 4 and min(gaps) >= 0.3 - 0.01, gaps
+    short = fetcher(CFG.model_copy(update={"deadline_s": 0.5}))
+    short.fetch(url(srv, "/warm.png"))
+    r = short.fetch(url(srv, "/hop/3/img.png"))
+    assert r.status == FetchStatus.timeout and "Crawl-delay" in r.detail

@@ -20,18 +20,10 @@ needed; a config with the image stages would add `download`/`dedup` and serve th
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -41,166 +33,11 @@ import pytest
 from infra.localweb.concepts import COLOURS, DIGIT_WORDS, SHAPES, TEXTURES
 from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
+from tests.fixtures.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow  # two Ray nodes and two builds: minutes on a loaded 2-core machine
 
 ROOT = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
-CPUS_PER_NODE = 2  # 1 CPU per node fragments: a 1-CPU task fits on neither node next to a 0.5-CPU actor
-START_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalCluster:
-    """A head and worker nodes on 127.0.0.1, each `ray start --block` in its own process group."""
-
-    def __init__(self) -> None:
-        self.temp_dir = tempfile.mkdtemp(prefix="cfsub", dir="/tmp")  # short: Unix socket paths are capped
-        self.gcs_port, self.dashboard_port = _free_port(), _free_port()
-        self.address = f"http://127.0.0.1:{self.dashboard_port}"
-        self.token = secrets.token_hex(32)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        self.env.update(
-            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the job's `python` is this venv's
-            RAY_AUTH_MODE="token",
-            RAY_AUTH_TOKEN=self.token,
-            RAY_USAGE_STATS_ENABLED="0",
-        )
-        self.nodes: dict[str, subprocess.Popen] = {}
-
-    def _start(self, name: str, args: list[str]) -> None:
-        common = ["--block", "--node-ip-address=127.0.0.1", f"--num-cpus={CPUS_PER_NODE}", "--disable-usage-stats"]
-        common += [f"--dashboard-agent-listen-port={_free_port()}", "--object-store-memory=200000000"]
-        log = open(Path(self.temp_dir) / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the node
-        self.nodes[name] = subprocess.Popen(
-            [str(BIN / "ray"), "start", *args, *common],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "Ray runtime started" not in self.log(name):
-            if self.nodes[name].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ray node {name!r} did not start:\n{self.log(name)[-3000:]}")
-            time.sleep(0.5)
-
-    def start_head(self) -> None:
-        self._start(
-            "head",
-            [
-                "--head",
-                f"--port={self.gcs_port}",
-                f"--temp-dir={self.temp_dir}",
-                "--include-dashboard=true",
-                "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={self.dashboard_port}",
-                f"--ray-client-server-port={_free_port()}",
-            ],
-        )
-
-    def add_worker(self, name: str = "worker") -> None:
-        self._start(name, [f"--address=127.0.0.1:{self.gcs_port}"])
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while sum(n["state"] == "ALIVE" for n in self.node_states()) < len(self.nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker {name!r} never registered: {self.node_states()}")
-            time.sleep(0.5)
-
-    def log(self, name: str) -> str:
-        return (Path(self.temp_dir) / f"{name}.log").read_text(errors="replace")
-
-    def api(self, path: str):
-        req = urllib.request.Request(self.address + path, headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def node_states(self) -> list[dict]:
-        return self.api("/api/v0/nodes?limit=100")["data"]["result"]["result"]
-
-    def raylet_pid(self, name: str) -> int:
-        pgid = self.nodes[name].pid
-        for pid, _, title in _processes():
-            if _pgid(pid) == pgid and "raylet/raylet" in title:
-                return pid
-        raise RuntimeError(f"no raylet in node {name!r}'s process group")
-
-    def busy_workers(self, name: str) -> list[str]:
-        """Titles of the node's worker processes that run a task or actor of a job (not idle, not Ray's own)."""
-        raylet = self.raylet_pid(name)
-        idle = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray::_")
-        titles = [t for _, ppid, t in _processes() if ppid == raylet]
-        return [t for t in titles if t.startswith("ray::") and not t.startswith(idle)]
-
-    def kill_node(self, name: str) -> None:
-        """SIGKILL a node like a lost machine: its process group, then its worker processes (own sessions)."""
-        raylet = self.raylet_pid(name)
-        children = [pid for pid, ppid, _ in _processes() if ppid == raylet]
-        _killpg(self.nodes[name].pid, signal.SIGKILL)
-        for pid in children:
-            _kill(pid, signal.SIGKILL)
-        self.nodes[name].wait(timeout=30)
-
-    def teardown(self) -> None:
-        """Stop this cluster's nodes (SIGTERM, then SIGKILL) and the worker processes their raylets started."""
-        workers = []
-        for name, proc in self.nodes.items():
-            if proc.poll() is None:
-                with contextlib.suppress(RuntimeError):
-                    raylet = self.raylet_pid(name)
-                    workers += [pid for pid, ppid, _ in _processes() if ppid == raylet]
-        for proc in reversed(self.nodes.values()):
-            _killpg(proc.pid, signal.SIGTERM)
-        for proc in self.nodes.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _killpg(proc.pid, signal.SIGKILL)
-        for pid in workers:  # own sessions (not in the node's group); they exit with their raylet, or now
-            _kill(pid, signal.SIGKILL)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, ppid, title) of every process; the title is the cmdline (Ray workers rewrite it to ray::...)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            title = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, ValueError):
-            continue
-        out.append((int(d.name), ppid, title))
-    return out
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
-from pipeline.politeness import HOSTS_SCHEMA, hosts_of, robots_why, settings, summarise
+from pipeline.politeness import HOSTS_SCHEMA, robots_why, settings, summarise
 from pipeline.report import politeness
 from pipeline.report_inputs import ReportInputs
 from pipeline.stages.download import DownloadConfig
@@ -41,11 +41,6 @@ ROBOTS = pa.table(
         "detail": ["http_error 404", "200", "200", "http_5xx 503", "http_error 404"],
     }
 )
-
-
-def test_hosts_of_lowercases_and_skips_userinfo_ports_and_brackets():
-    urls = ["http://A.test:8080/x", "https://u:p@b.TEST/y?q", "http://[::1]:9/z", "not a url", None, "http:///nohost"]
-    assert hosts_of(pa.array(urls)).to_pylist() == ["a.test", "b.test", "[::1]", None, None, None]
 
 
 def test_summarise_sums_per_host_and_adds_one_robots_request_per_origin():
@@ -95,10 +90,15 @@ def test_robots_why_names_the_three_kinds():
 
 def test_report_section_shows_hosts_robots_and_opt_outs():
     hosts, facts = summarise(parts(), ROBOTS)
-    facts = {"settings": settings(DownloadConfig()), **facts}
+    facts = {
+        "settings": settings(DownloadConfig()),
+        **facts,
+        "spread_hosts": [{"host": "big.test", "parts": 4, "slots_per_part": 2}],
+    }
     html = politeness(ReportInputs(uri="run", manifest={}, politeness=facts, hosts=hosts))
     assert "download.fetch.per_host_concurrency" in html and "download.opt_out_registry" in html
     assert "a.test" in html and "f.test" in html and "http://d.test" in html
+    assert "big.test" in html and "Large hosts spread" in html
     assert "noai" in html and "optout.txt line 3" in html and "path disallowed by a rule" in html
     absent = politeness(ReportInputs(uri="run", manifest={}))
     assert "politeness.json is absent" in absent
