@@ -3,9 +3,10 @@ vs img2dataset itself, side by side in one run on the same URLs from the synthet
 
     python benchmarks/bench_download.py                 # 6,000 URLs, 256–768 px JPEGs → 256² center crop, ~3 min
     python benchmarks/bench_download.py --quick         # 1,200 URLs over 200 images
-    python benchmarks/bench_download.py --smoke         # does it run: 20 URLs, `fused` only, no img2dataset
+    python benchmarks/bench_download.py --smoke         # does it run: 20 URLs, `fused` + `hosts-polite`, no peer
     python benchmarks/bench_download.py --min-side 512 --max-side 2048 --images 300 --n 3000   # large sources
     python benchmarks/bench_download.py --sides i2d,fused,parts --rounds 3
+    python benchmarks/bench_download.py --sides hosts-off,hosts-polite --rounds 3   # politeness on vs off (#23)
 
 Sides, each in its own child process (the web server is another process, prewarmed, so rendering never limits):
   i2d    `img2dataset.download(input_format="parquet", output_format="webdataset", resize_mode="center_crop",
@@ -18,6 +19,11 @@ Sides, each in its own child process (the web server is another process, prewarm
   parts-ungated  `parts` with `download.process_slots` = the thread count: every thread may decode at once (the
          behaviour before the process slots; an ablation).
   parts-1slot  `parts` with `download.process_slots` = 1: one thread of each actor decodes at a time.
+  hosts-off     the politeness row's baseline: `parts` over URLs spread across --hosts virtual hosts
+         (`site-NNN.web.test`, one loopback server, `download.fetch.resolve`), robots.txt off, parts by uid hash.
+  hosts-polite  the same URLs with politeness on, as `clipforge build` runs it: robots.txt fetched once per host
+         (`robots_once`, inside the measured job), parts grouped by host (`part_plan`: `curation.host_parts`), the
+         default per-host limit on both sides. Goal (#23): images/s ≥ 0.95× of hosts-off in the same run.
 Same fault-free URLs (distinct, cycling over `--images` prewarmed images), same size and resize mode, same filter
 (box = img2dataset's default "area"), same thread count; per-host politeness cap lifted to the thread count.
 
@@ -51,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 COMMAND = "python benchmarks/bench_download.py"
+HOST_SUFFIX = "web.test"  # infra.localweb.hosts.HOST_SUFFIX: the synthetic web's virtual hosts
 WARMUP = 50  # URLs of an unmeasured first job: imports, Ray workers, img2dataset's first process spawn
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -155,6 +162,8 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
     image = ImageConfig(
         image_size=args.image_size, resize_mode="center_crop", resample="box", min_image_size=1, max_aspect_ratio=100
     )
+    if side.startswith("hosts"):
+        return run_hosts(side, urls, out, args, n, download, image)
     if side.startswith("parts"):  # what `clipforge build` runs: parts fetched, processed, written by actors
         import math
 
@@ -178,6 +187,50 @@ def run_ours(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int)
     return len(reasons) - pc.sum(pc.is_valid(reasons).cast("int64")).as_py()
 
 
+def run_hosts(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int, download, image) -> int:
+    """The politeness row: the build's download parts over many virtual hosts, politeness off (robots.txt off, parts
+    by uid hash) or on (the build's `part_plan`: robots.txt once per host, then parts grouped by host)."""
+    import math
+
+    import pyarrow.parquet as pq
+    import ray
+
+    from curation.text import url_uids
+    from pipeline.build_config import BuildConfig
+    from pipeline.build_images import MAX_GROUP_PARTITIONS, part_plan
+    from pipeline.rundir import RunDir
+    from pipeline.stages.base import StageSpec, apply_group_stage, run_stages
+    from pipeline.stages.download import FetchImagesConfig
+    from pipeline.stages.download_parts import DownloadPartsConfig, DownloadPartStage, add_part_column
+
+    polite = side == "hosts-polite"
+    fetch = download.fetch.model_dump() | {
+        "resolve": {f"*.{HOST_SUFFIX}": "127.0.0.1"},
+        "robots_txt": polite,
+        "per_host_concurrency": args.per_host,
+    }
+    data = {
+        "input": {"path": str(urls)},
+        "output": str(out),
+        "match": {"metadata": "unused"},  # only the download settings are read
+        "download": download.model_dump() | {"fetch": fetch, "rows_per_part": args.rows_per_part},
+        "image": image.model_dump(),
+    }
+    cfg = BuildConfig.model_validate(data)
+    rows = pq.read_table(urls)
+    rows = rows.append_column("uid", url_uids(rows["url"]))
+    if polite:
+        plan, fetch_images = part_plan(cfg, RunDir(str(out)), rows, say=lambda line: None)
+        n_parts = plan.n_parts
+    else:
+        plan = n_parts = max(1, math.ceil(n / args.rows_per_part))
+        fetch_images = FetchImagesConfig(download=cfg.download, image=cfg.image)
+    stage_cfg = DownloadPartsConfig(fetch=fetch_images, out_dir=str(out / "parts"))
+    ds = run_stages(ray.data.from_arrow(rows), [StageSpec(add_part_column, plan)])
+    done = apply_group_stage(ds, "part", StageSpec(DownloadPartStage, stage_cfg), min(n_parts, MAX_GROUP_PARTITIONS))
+    return sum(row["ok"] for row in done.take_all())
+
+
 def child(args: argparse.Namespace) -> None:
     """One side in this process: set-up outside the measured window, then the jobs; one JSON line per job."""
     work = Path(args.work)
@@ -195,7 +248,8 @@ def child(args: argparse.Namespace) -> None:
     with TreeSampler(os.getpid()) as sampler:
         for name, n in jobs:
             cpu0, t0 = sampler.sample(), time.perf_counter()
-            ok = runner(work / f"urls-{name}.parquet", work / f"out-{args.child}-{name}", args, n)
+            prefix = "hosts-urls" if args.child.startswith("hosts") else "urls"
+            ok = runner(work / f"{prefix}-{name}.parquet", work / f"out-{args.child}-{name}", args, n)
             wall, cpu = time.perf_counter() - t0, sampler.sample() - cpu0
             line = {"side": args.child, "job": name, "n": n, "ok": ok, "wall": wall, "cpu": cpu}
             print(json.dumps({**line, "peak_rss": sampler.peak_rss}), flush=True)
@@ -209,20 +263,34 @@ def make_web(work: Path, args: argparse.Namespace) -> Path:
 
     from infra.localweb.config import WebConfig, load_web
     from infra.localweb.generate import generate
+    from infra.localweb.hosts import ROBOTS_VARIANTS, host_names
 
     zero = dict(fault_rate=0, dup_exact_rate=0, dup_near_rate=0, dup_url_rate=0, eval_copy_rate=0)
+    # Virtual hosts for the politeness sides: the robots.txt variants sit on the last hosts (hosts.py), so the URLs
+    # use only the first --hosts ones, which all serve a plain 200 robots.txt (rules to parse and check every URL).
+    hosts = host_names(args.hosts + len(ROBOTS_VARIANTS) + 1)[: args.hosts]
     cfg = WebConfig(
-        seed=7, n_candidates=args.images, min_side=args.min_side, max_side=args.max_side, eval_per_concept=1, **zero
+        seed=7,
+        n_candidates=args.images,
+        min_side=args.min_side,
+        max_side=args.max_side,
+        eval_per_concept=1,
+        virtual_hosts=args.hosts + len(ROBOTS_VARIANTS) + 1,
+        **zero,
     )
     web = work / "web"
     generate(cfg, web)
     base = load_web(web)[0].base_url
+    port = base.rsplit(":", 1)[1]
     row = 0
     for name, n in (("warmup", args.warmup), ("small", args.small), ("full", args.n)):
-        urls = [f"{base}/img/ok/{(row + i) % args.images}/0/{row + i}.jpg" for i in range(n)]
+        paths = [f"/img/ok/{(row + i) % args.images}/0/{row + i}.jpg" for i in range(n)]
+        captions = [f"picture {row + i}" for i in range(n)]
         pq.write_table(
-            pa.table({"url": urls, "caption": [f"picture {row + i}" for i in range(n)]}), work / f"urls-{name}.parquet"
+            pa.table({"url": [base + p for p in paths], "caption": captions}), work / f"urls-{name}.parquet"
         )
+        spread = [f"http://{hosts[(row + i) % len(hosts)]}:{port}{p}" for i, p in enumerate(paths)]
+        pq.write_table(pa.table({"url": spread, "caption": captions}), work / f"hosts-urls-{name}.parquet")
         row += n
     return web
 
@@ -231,6 +299,7 @@ def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, dict]
     """Run one side in a child process; its per-job JSON lines by job name."""
     cmd = [sys.executable, __file__, "--child", side, "--work", str(work)]
     keys = ("n", "small", "warmup", "images", "image_size", "threads", "processes", "cpus", "batch", "rows_per_part")
+    keys += ("hosts", "per_host")
     for key in (*keys, "process_slots"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -264,6 +333,8 @@ LABELS = {
     "parts": "clipforge build's download parts (fused, written by the actor)",
     "parts-ungated": "same, every thread may decode at once (no process slots)",
     "parts-1slot": "same, one process slot per actor",
+    "hosts-off": "build's download parts over many hosts, politeness off (no robots.txt, parts by uid)",
+    "hosts-polite": "same, politeness on (robots.txt once per host, parts grouped by host)",
 }
 
 
@@ -289,6 +360,14 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
             f"| {LABELS[side]} | {m['job_img_s']:.0f} | {m['marginal_img_s']:.0f} | {m['job_cpu_ms']:.2f} | "
             f"{m['marginal_cpu_ms']:.2f} | {1000 / m['marginal_cpu_ms']:.0f} | {ratio} | {m['peak_rss_mib']:.0f} |"
         )
+    if "hosts-off" in med and "hosts-polite" in med:
+        off, on = med["hosts-off"], med["hosts-polite"]
+        lines += [
+            "",
+            f"Politeness on / off over {args.hosts} hosts (per-host limit {args.per_host}): images/s (job) "
+            f"**{on['job_img_s'] / off['job_img_s']:.2f}×**, "
+            f"marginal {on['marginal_img_s'] / off['marginal_img_s']:.2f}× (goal ≥ 0.95×).",
+        ]
     return "\n".join(lines)
 
 
@@ -307,7 +386,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100, help="rows per Ray Data batch (and block)")
     p.add_argument("--rows-per-part", type=int, default=1000, help="parts side: rows per part (build default)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--sides", help="any of i2d, fused, parts, parts-ungated, parts-1slot (default i2d,fused)")
+    p.add_argument("--hosts", type=int, default=200, help="hosts-* sides: virtual hosts the URLs spread over")
+    p.add_argument("--per-host", type=int, default=8, help="hosts-* sides: download.fetch.per_host_concurrency")
+    p.add_argument("--sides", help="any of i2d, fused, parts, parts-ungated, parts-1slot, hosts-off, hosts-polite")
     p.add_argument("--warmup", type=int, default=WARMUP, help="URLs of the unmeasured first job (Ray sides)")
     p.add_argument("--quick", action="store_true", help="1,200 URLs over 200 images")
     p.add_argument("--smoke", action="store_true", help="a tiny run that checks the benchmark works (no img2dataset)")
@@ -318,10 +399,11 @@ def main() -> None:
         return child(args)
     if args.quick:
         args.n, args.images = 1200, 200
-    args.sides = args.sides or ("fused" if args.smoke else "i2d,fused")
+    args.sides = args.sides or ("fused,hosts-polite" if args.smoke else "i2d,fused")
     if args.smoke:  # a few URLs, one round, no warm-up, no peer (img2dataset need not be installed)
         args.n, args.small, args.warmup, args.images, args.threads, args.rounds = 20, 10, 0, 10, 8, 1
         args.min_side, args.max_side, args.image_size, args.batch, args.rows_per_part = 64, 128, 64, 10, 10
+        args.hosts = 4
         args.sides = ",".join(s for s in args.sides.split(",") if s != "i2d") or "fused"
     args.small = args.small or max(50, args.n // 8)
     from infra.localweb.handle import LocalWebProcess
@@ -330,7 +412,7 @@ def main() -> None:
         work = Path(tmp)
         web = make_web(work, args)
         results: dict[str, list[dict]] = {side: [] for side in args.sides.split(",")}
-        with LocalWebProcess(web, prewarm=args.images, timeout=600):
+        with LocalWebProcess(web, prewarm=args.images, timeout=600, access_log=False):
             for r in range(args.rounds):
                 for side in results:  # alternate sides within a round so load drift hits all of them
                     for d in work.glob(f"out-{side}-*"):

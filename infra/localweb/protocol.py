@@ -127,27 +127,33 @@ class HttpConnection(asyncio.Protocol):
             start = time.monotonic()
             result = self.handler(path, host)
             if isinstance(result, Reply):
+                end = time.monotonic()  # before the send: the client cannot be done (and asking again) any earlier
                 self.send(result, method, keep_alive)
-                self._logged(host, path, start)
+                self._logged(host, path, start, end)
             else:
                 self.busy = True
                 task = self._run(result, method, keep_alive, (host, path, start))
                 self.task = asyncio.get_running_loop().create_task(task)
 
-    def _logged(self, host: str, path: str, start: float) -> None:
+    def _logged(self, host: str, path: str, start: float, end: float | None = None) -> None:
+        """Log one request. `end` is taken just before the response's last bytes are handed to the transport: with
+        several serving loops, a loop preempted between its send and this log line would otherwise record an end
+        after the client had already read the reply and sent its next request to another loop."""
         if self.log is not None:
-            self.log(host, path, start, time.monotonic())
+            self.log(host, path, start, time.monotonic() if end is None else end)
 
     async def _run(self, action: Action, method: str, keep_alive: bool, request: tuple[str, str, float]) -> None:
+        end = None
         try:
             reply = await action(self)
+            end = time.monotonic()
             if reply is not None and not self.closing():
                 self.send(reply, method, keep_alive)
         except ConnectionError:
             self.close()
         finally:
             self.busy, self.task = False, None
-            self._logged(*request)  # also when cancelled: the client gave up (a deadline) or the server stops
+            self._logged(*request, end)  # also when cancelled: the client gave up (a deadline) or the server stops
         self._serve()
 
     def send(self, reply: Reply, method: str, keep_alive: bool) -> None:
