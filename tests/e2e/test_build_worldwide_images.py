@@ -27,7 +27,8 @@ N = 240
 @pytest.mark.timeout(900)
 def test_worldwide_image_build_balances_each_language(ray_local, tmp_path):
     web = tmp_path / "web"
-    generate(WebConfig(seed=11, n_candidates=N, foreign_rate=0.5, fault_rate=0.05, eval_per_concept=2), web)
+    cfg = WebConfig(seed=11, n_candidates=N, foreign_rate=0.5, fault_rate=0.05, eval_per_concept=2)
+    generate(cfg.model_copy(update={"foreign_languages": ["de", "fr", "es"]}), web)
     meta = tmp_path / "metadata"
     meta.mkdir()
     text_metadata(meta / "en.json")
