@@ -84,18 +84,8 @@ def test_gray_is_pillows_convert_in_every_mode():
     assert lanczos.gray_exact()
     rng = np.random.default_rng(11)
     rgb = Image.fromarray(rng.integers(0, 256, (261, 197, 3), dtype=np.uint8))  # above _GRAY_KERNEL_FROM
-    cases = [
-        rgb,
-        rgb.convert("RGBA"),
-        rgb.convert("RGBX"),
-        rgb.convert("L"),
-        rgb.convert("P"),
-        rgb.convert("CMYK"),
-        rgb.convert("LA"),
-        rgb.convert("1"),
-        rgb.convert("I;16"),
-        rgb.convert("YCbCr"),
-    ]
+    cases = [rgb, rgb.convert("RGBA"), rgb.convert("RGBX"), rgb.convert("L"), rgb.convert("P"), rgb.convert("CMYK"),
+             rgb.convert("LA"), rgb.convert("1"), rgb.convert("I;16"), rgb.convert("YCbCr")]
     for extreme in (0, 255):  # saturation: the largest sum, 255 · 65536 + 0x8000, must still shift to 255
         cases.append(Image.new("RGB", (300, 200), (extreme,) * 3))
     for im in cases:
