@@ -53,6 +53,7 @@ from pipeline.stages.balance import (
     globalize,
     worldwide_balance,
     write_counts,
+    write_language_funnel,
     write_languages,
 )
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
@@ -66,7 +67,7 @@ from pipeline.stages.download_parts import (
     committed_parts,
     uid_buckets,
 )
-from pipeline.stages.match import METADATA_LANG, EntryLayout, entry_layout
+from pipeline.stages.match import METADATA_LANG, EntryLayout, entry_layout, language_funnel
 from pipeline.stats import read_table
 from pipeline.steps import BuildState, Progress, Say, Step
 
@@ -150,6 +151,9 @@ def _rejects(state: BuildState) -> None:
     if shards and layout.worldwide:
         kept = globalize(kept, sidecars[METADATA_LANG], layout)
     write_counts(run, "post", entry_counts(kept, layout.n_entries), layout)
+    if layout.worldwide:
+        langs = sidecars[METADATA_LANG].to_pylist() if shards else []
+        write_language_funnel(run, layout, language_funnel(v["matched"]), langs)
     state.say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
     v["outputs"] = {
         "kind": "webdataset_shards",
