@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from curation.langid import LangIdConfig, LanguageIdentifier  # noqa: E402
-from curation.matching import EntryMatcher, match_languages, spaced_entries  # noqa: E402
+from curation.matching import EntryMatcher, spaced_entries  # noqa: E402
 from curation.metadata import load_metadata  # noqa: E402
 from curation.text import CaptionFilterConfig, clean_captions, normalize_texts, spacing  # noqa: E402
 
@@ -355,8 +355,11 @@ def bench_worldwide(
     matchers = {lang: EntryMatcher(lists[lang], rule="metaclip2") for lang in WORLD_MIX}
     today = EntryMatcher(entries)
 
-    def worldwide(part: list[tuple[str, str]]) -> int:  # what the match stage calls: one pass per mixed batch
-        return int(match_languages(matchers, [t for _, t in part], [lang for lang, _ in part])[1].size)
+    def worldwide(part: list[tuple[str, str]]) -> int:
+        groups: dict[str, list[str]] = {}
+        for lang, text in part:
+            groups.setdefault(lang, []).append(text)
+        return sum(int(matchers[lang].match_flat(texts)[1].size) for lang, texts in groups.items())
 
     parts = [(english[i : i + batch], stream[i : i + batch]) for i in range(0, min(len(english), len(stream)), batch)]
     steps = {"today": lambda p: today.match_flat(p[0])[1].size, "worldwide": lambda p: worldwide(p[1])}

@@ -202,18 +202,7 @@ class EntryMatcher:
             return np.zeros(0, dtype=np.int64)
         units = code_units(joined)
         prefix, inv = self._hasher.prefix(units)
-        s, e, keys = self._hits(units, prefix, inv, *self._cut_points(units))
-        if batched:  # a separator only ever occurs as a joining token here (checked by the caller)
-            row = np.searchsorted(np.flatnonzero(units == ord(self.separator)), s)
-        else:
-            row = np.zeros(len(s), dtype=np.int64)
-        return self._pack_ids(row.astype(np.int64), keys)
-
-    def _hits(
-        self, units: np.ndarray, prefix: np.ndarray, inv: np.ndarray, starts: np.ndarray, ends: np.ndarray, first
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(s, e, distinct-entry index) of every verified match whose start is in `starts` (cut points of
-        `units`, whose prefix hashes under this matcher's base are `prefix`, `inv`)."""
+        starts, ends, first = self._cut_points(units)
         n_ends = len(ends)
         codes = self._table.get(self._hasher.spans(prefix, inv, starts, ends[first]))
         hit = np.flatnonzero(codes >= 2)
@@ -232,7 +221,11 @@ class EntryMatcher:
         s, e = np.concatenate(hit_s), np.concatenate(hit_e)
         keys = (np.concatenate(hit_codes) >> 1) - 1
         ok = self._verify(units, s, e, keys)
-        return s[ok], e[ok], keys[ok]
+        if batched:  # a separator only ever occurs as a joining token here (checked by the caller)
+            row = np.searchsorted(np.flatnonzero(units == ord(self.separator)), s[ok])
+        else:
+            row = np.zeros(int(ok.sum()), dtype=np.int64)
+        return self._pack_ids(row.astype(np.int64), keys[ok])
 
     def _cut_points(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(starts, ends, first): where a match may start, where it may end (ascending), and per start the index
@@ -277,66 +270,6 @@ class EntryMatcher:
         if packed.size > 1:
             packed = packed[np.concatenate(([True], packed[1:] != packed[:-1]))]
         return packed
-
-
-def match_languages(
-    matchers: dict[str, EntryMatcher], texts: TextBatch, langs: Sequence[str | None]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each text against the matcher of its language (`langs[i]`; None or a language without a matcher matches
-    nothing), as CSR like `EntryMatcher.match_flat`: row i's ids are ids[offsets[i]:offsets[i+1]], ids of its own
-    language's list. Exactly `matchers[langs[i]].match_flat([texts[i]])` row by row, but the whole mixed batch is
-    spaced, joined, hashed and cut once: only the table probes run per language, over that language's starts.
-    Matchers of other rules, bases or separators fall back to one call per language."""
-    rows = as_pylist(texts)
-    if len(rows) != len(langs):
-        raise ValueError(f"{len(rows)} texts but {len(langs)} languages")
-    names = sorted({lang for lang, t in zip(langs, rows, strict=True) if t is not None and lang in matchers})
-    used = [matchers[lang] for lang in names]
-    if not used:
-        return np.zeros(len(rows) + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
-    head = used[0]
-    shared = all(
-        m.rule == "metaclip2" and m.separator == head.separator and m._hasher.base == head._hasher.base for m in used
-    )
-    index = {lang: i for i, lang in enumerate(names)}
-    present = [i for i, (t, lang) in enumerate(zip(rows, langs, strict=True)) if t is not None and lang in index]
-    texts_in = [rows[i] for i in present]
-    joined = spaced_join(texts_in, head.separator) if shared else ""
-    if not shared or joined.count(head.separator) != len(texts_in) - 1:  # fallback: one call per language
-        return _match_per_language(matchers, rows, langs)
-    units = code_units(joined)
-    prefix, inv = head._hasher.prefix(units)
-    starts, ends, first = head._cut_points(units)
-    seps = np.flatnonzero(units == ord(head.separator))
-    row_lang = np.array([index[langs[i]] for i in present], dtype=np.int64)
-    start_lang = row_lang[np.searchsorted(seps, starts)]
-    packed = []
-    for lang, m in zip(names, used, strict=True):
-        mine = start_lang == index[lang]
-        s, _, keys = m._hits(units, prefix, inv, starts[mine], ends, first[mine])
-        packed.append(m._pack_ids(np.searchsorted(seps, s).astype(np.int64), keys))
-    offsets, ids = _csr(np.sort(np.concatenate(packed)), len(texts_in))
-    counts = np.zeros(len(rows), dtype=np.int64)  # spread the matched rows back over the whole batch
-    counts[present] = np.diff(offsets)
-    full = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(counts, out=full[1:])
-    return full, ids
-
-
-def _match_per_language(
-    matchers: dict[str, EntryMatcher], rows: list, langs: Sequence[str | None]
-) -> tuple[np.ndarray, np.ndarray]:
-    """`match_languages` by one `match_batch` call per language (the general path)."""
-    found: list = [np.zeros(0, dtype=np.int32)] * len(rows)
-    groups: dict[str, list[int]] = {}
-    for i, (t, lang) in enumerate(zip(rows, langs, strict=True)):
-        if t is not None and lang in matchers:
-            groups.setdefault(lang, []).append(i)
-    for lang, idx in groups.items():
-        for i, ids in zip(idx, matchers[lang].match_batch([rows[i] for i in idx]), strict=True):
-            found[i] = ids
-    offsets = _csr_lengths(np.fromiter(map(len, found), np.int64, len(found)))
-    return offsets, (np.concatenate(found).astype(np.int32) if found else np.zeros(0, dtype=np.int32))
 
 
 def _csr(packed: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation.langmap import metadata_languages
-from curation.matching import EntryMatcher, match_languages
+from curation.matching import EntryMatcher
 from curation.metadata import parse_metadata
 from curation.metadata_worldwide import SOURCES_FILE
 from pipeline.core.config import StrictModel
@@ -127,29 +127,24 @@ class MatchStage:
         return mark_rejected(batch, reasons, stage=self.name)
 
     def _worldwide(self, batch: pa.Table, live: np.ndarray, ids: list, reasons: list) -> pa.Table:
-        """Each live caption against its own language's list (one pass over the mixed batch,
-        `curation.matching.match_languages`); no list → `no_metadata_language` (detail: label)."""
+        """Each live caption against its own language's list; no list → `no_metadata_language` (detail: label)."""
         labels = batch["lang"] if "lang" in batch.column_names else pa.array(["en"] * batch.num_rows, pa.string())
         langs, lang_reasons, details = metadata_languages(labels.take(pa.array(live, pa.int64())), self.files)
         out_langs: list = [None] * batch.num_rows
         all_details: list = [None] * batch.num_rows
-        lang_list = langs.to_pylist()
-        for i, lang, reason, detail in zip(live.tolist(), lang_list, lang_reasons, details, strict=True):
+        groups: dict[str, list[int]] = {}
+        for i, lang, reason, detail in zip(live.tolist(), langs.to_pylist(), lang_reasons, details, strict=True):
             if lang is None:
                 reasons[i], all_details[i] = reason.as_py(), detail.as_py()
             else:
+                groups.setdefault(lang, []).append(i)
                 out_langs[i] = lang
-        matchers = {lang: self.matcher_for(lang) for lang in set(lang_list) - {None}}
-        if matchers:
-            captions = batch["caption"].take(pa.array(live, pa.int64()))
-            offsets, found = match_languages(matchers, captions, lang_list)
-            for i, lang, a, b in zip(
-                live.tolist(), lang_list, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True
-            ):
-                if lang is not None:
-                    ids[i] = found[a:b]
-                    if a == b:
-                        reasons[i] = MatchReject.NO_MATCH
+        for lang, rows in groups.items():
+            captions = batch["caption"].take(pa.array(rows, pa.int64()))
+            for i, found in zip(rows, self.matcher_for(lang).match_batch(captions), strict=True):
+                ids[i] = found
+                if len(found) == 0:
+                    reasons[i] = MatchReject.NO_MATCH
         batch = batch.append_column("entry_ids", pa.array(ids, pa.list_(pa.int32())))
         batch = batch.append_column(METADATA_LANG, pa.array(out_langs, pa.string()))
         return mark_rejected(batch, reasons, stage=self.name, details=all_details)
