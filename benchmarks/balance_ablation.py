@@ -144,7 +144,7 @@ def main() -> int:
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     init_ray()
-    metadata = small_metadata(work) if args.smoke else demo_metadata(work)
+    metadata = small_metadata(work) if args.smoke else demo_metadata(work, ["en"])
     web, manifests, runs = build_both(work, args.candidates, metadata, faults=not args.smoke)
     tail = tail_concepts(web)
     rows = []

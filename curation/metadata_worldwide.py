@@ -11,6 +11,8 @@ none of which ships in a wheel):
 - every other language wordfreq has (its "best" list: `large` where wordfreq has one, else `small`): the numbers
   "0".."99" (Meta CLIP 2 adds them in every language), then wordfreq's words most frequent first, up to Meta CLIP 2's
   per-language unigram cap (251,465) and the `target`. Bigrams need a corpus (none offline); titles need pageviews.
+- Case: wordfreq folds case and matching is case-sensitive, so for the languages of `capitalised` (German, which
+  capitalises every noun) each word is also added capitalised ("Kreis" beside "kreis"), after the folded list.
 - Function words are kept, as MetaCLIP keeps "the" and "of": they are among the most frequent entries, and
   balancing caps each entry at t_lang matches, which is what flattens them (a caption matched only by function
   words is rarely kept). Meta CLIP 2 likewise keeps the top unigrams of each language unfiltered.
@@ -63,6 +65,9 @@ class WorldwideMetadataConfig(StrictModel):
     """Non-English: at most this many wordfreq words (Meta CLIP 2's per-language unigram cap)."""
     min_zipf: float = 1.0
     """Non-English: keep words with Zipf frequency >= this (1.0: the whole wordfreq list)."""
+    capitalised: list[str] = ["de"]
+    """Non-English languages whose words are also added capitalised ("Kreis" beside "kreis"), after the folded list so
+    its ids stay: wordfreq case-folds every word, matching is case-sensitive, and German capitalises every noun."""
     min_chars_no_space: int = Field(1, ge=1)
     """Drop entries made of fewer characters than this when all are no-space (CJK, Thai, ...) characters; 1 keeps
     single ideographs such as 猫, 2 drops them."""
@@ -93,7 +98,17 @@ def language_entries(lang: str, cfg: WorldwideMetadataConfig) -> tuple[list[str]
             seen.add(w)
             words.append(w)
     entries = numbers[: cfg.target] if cfg.target is not None else numbers
-    return entries + words, {"numbers": len(entries), "unigrams": len(words)}
+    counts = {"numbers": len(entries), "unigrams": len(words)}
+    if lang in cfg.capitalised:
+        room = None if cfg.target is None else max(cfg.target - len(entries) - len(words), 0)
+        upper = [
+            u for u in dict.fromkeys(w[:1].upper() + w[1:] for w in words) if u not in seen and keep_entry(u, cfg)
+        ]
+        upper = upper[:room]
+        words += upper
+        if upper:
+            counts["capitalised"] = len(upper)
+    return entries + words, counts
 
 
 def build_language(lang: str, cfg: WorldwideMetadataConfig) -> tuple[list[str], dict[str, int]]:

@@ -37,6 +37,7 @@ from pipeline.stages.balance import (
     count_entries,
     worldwide_balance,
     write_counts,
+    write_language_funnel,
     write_languages,
 )
 from pipeline.stages.base import StageSpec, run_stages, setup_scope
@@ -47,6 +48,7 @@ from pipeline.stages.match import (
     MatchStage,
     MatchStageConfig,
     entry_layout,
+    language_funnel,
     metadata_files,
 )
 from pipeline.stages.text import TextStage, canonicalize, one_record_per_url
@@ -126,6 +128,12 @@ def _write_text_only(state: BuildState) -> None:
         # nothing kept: curated/ may hold no file to read back
         counts = count_entries(run.read("curated"), layout) if n_kept else np.zeros(layout.n_entries, np.uint64)
         write_counts(run, "post", counts, layout)
+        if layout.worldwide:
+            langs = []
+            if n_kept:
+                for b in run.read("curated", columns=[METADATA_LANG]).iter_batches(batch_format="pyarrow"):
+                    langs += b[METADATA_LANG].to_pylist()
+            write_language_funnel(run, layout, language_funnel(state.values["matched"]), langs)
     state.values["outputs"] = {
         "kind": "curated_candidates",
         "counts": {"kept": n_kept},

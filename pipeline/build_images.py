@@ -57,6 +57,7 @@ from pipeline.stages.balance import (
     globalize,
     worldwide_balance,
     write_counts,
+    write_language_funnel,
     write_languages,
 )
 from pipeline.stages.base import StageSpec, apply_group_stage, chained, run_stages
@@ -73,7 +74,7 @@ from pipeline.stages.download_parts import (
     uid_buckets,
 )
 from pipeline.stages.embed import EMBED_DIR, check_model, embed_parts
-from pipeline.stages.match import METADATA_LANG, EntryLayout, entry_layout
+from pipeline.stages.match import METADATA_LANG, EntryLayout, entry_layout, language_funnel
 from pipeline.stages.semdedup import SemDedupReason, SemDedupStage, semdedup_barrier
 from pipeline.stats import read_table
 from pipeline.steps import BuildState, Progress, Say, Step
@@ -200,6 +201,9 @@ def _rejects(state: BuildState) -> None:
     if shards and layout.worldwide:
         kept = globalize(kept, sidecars[METADATA_LANG], layout)
     write_counts(run, "post", entry_counts(kept, layout.n_entries), layout)
+    if layout.worldwide:
+        langs = sidecars[METADATA_LANG].to_pylist() if shards else []
+        write_language_funnel(run, layout, language_funnel(v["matched"]), langs)
     state.say(f"write: {sum(s['n'] for s in shards)} samples in {len(shards)} shards; rejects/ written")
     v["outputs"] = {
         "kind": "webdataset_shards",

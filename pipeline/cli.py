@@ -391,11 +391,21 @@ def demo(
             "WAT files first.",
         ),
     ] = False,
+    languages: Annotated[
+        str | None,
+        typer.Option(
+            "--languages",
+            help="Metadata languages, comma-separated (default: English and every language of the web's captions "
+            "with an offline list: worldwide curation); en alone builds the English-only demo (one metadata.json).",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ):
     """Run the main job end to end on the embedded default: a synthetic web on 127.0.0.1 and its crawl (WAT files),
     a local Ray, extract -> build -> train -> eval -> report."""
-    from pipeline.app.demo import run_demo
+    from pipeline.app.demo import DEMO_LANGUAGES, run_demo
+
+    chosen = DEMO_LANGUAGES if languages is None else tuple(x.strip() for x in languages.split(",") if x.strip())
 
     run_demo(
         workdir=workdir,
@@ -405,6 +415,7 @@ def demo(
         verbose=verbose,
         s3_endpoint=s3_endpoint,
         from_list=from_list,
+        languages=chosen,
     )
 
 

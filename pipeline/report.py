@@ -252,6 +252,49 @@ def _t_lang_table(languages: dict | None) -> str:
     return "<h3>Per-language thresholds</h3>" + table(headers, rows, [1, 2, 3, 4, 5]) + note
 
 
+def worldwide(x: ReportInputs) -> str:
+    """Worldwide builds (#21): the per-language funnel, the languages dropped for lack of metadata and the balancing
+    of the largest languages."""
+    rows = x.language_funnel or {}
+    listed = {k: v for k, v in rows.items() if v["with_metadata"]}
+    dropped = {k: v for k, v in rows.items() if not v["with_metadata"]}
+    order = sorted(listed.items(), key=lambda kv: (-kv[1]["candidates"], kv[0]))
+    headers = ["language", "candidates", "with metadata", "matched", "kept", "kept / candidates"]
+    body = table(
+        headers,
+        [
+            [lang, v["candidates"], v["candidates"], v["matched"], v["kept"], _share(v["kept"], v["candidates"])]
+            for lang, v in order
+        ],
+        [1, 2, 3, 4, 5],
+    )
+    body += (
+        '<p class="muted">Per language: the rows that reached the match stage (by the language of their list; '
+        "lid.176 labels merged into one list, e.g. yue into zh, count under it), those with a metadata list, those "
+        "matched against it and those kept after balancing at the language's own t.</p>"
+    )
+    n_dropped = sum(v["candidates"] for v in dropped.values())
+    body += f"<h3>Dropped for lack of metadata ({len(dropped)} languages, {n_dropped:,} rows)</h3>"
+    if dropped:
+        items = sorted(((lang, v["candidates"]) for lang, v in dropped.items()), key=lambda kv: (-kv[1], kv[0]))
+        body += table(["lid.176 label", "rows (no_metadata_language)"], items, [1])
+    else:
+        body += "<p>None: every caption's language has a list.</p>"
+    if x.language_counts:
+        curves = {}
+        for lang, (pre, post) in x.language_counts.items():
+            ids, a, b = rank_curves(pre, post)
+            keep = log_spaced_indices(len(ids), 400)
+            curves[lang] = (keep + 1, a[keep], b[keep])
+        body += f"<h3>Balancing of the {len(curves)} largest languages</h3>"
+        body += figure(plots.language_rank_plots(curves, x.t_by_lang), "per-language entry counts rank plots")
+    return section("worldwide", "Worldwide (per language)", body)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "–"
+
+
 def dedup(x: ReportInputs) -> str:
     if not x.dedup:
         return section("dedup", "Duplicates", missing("no dedup/exact.parquet or dedup/near.parquet"))
@@ -364,6 +407,7 @@ SECTIONS = (
     ("politeness", "Politeness", politeness),
     ("languages", "Languages", languages),
     ("balance", "Balancing", balance),
+    ("worldwide", "Worldwide", worldwide),
     ("dedup", "Duplicates", dedup),
     ("sizes", "Sizes", sizes),
     ("samples", "Samples", samples),
@@ -375,6 +419,7 @@ SECTIONS = (
 def render(x: ReportInputs) -> str:
     """The report page for `x` (pure: same inputs, same bytes)."""
     shown = [s for s in SECTIONS if s[0] != "extraction" or x.extract is not None]  # a plain list: no extraction
+    shown = [s for s in shown if s[0] != "worldwide" or x.language_funnel is not None]  # English-only: none
     body = "\n".join(fn(x) for _, _, fn in shown)
     return page(f"clipforge report: {x.uri}", [(sid, name) for sid, name, _ in shown], body)
 

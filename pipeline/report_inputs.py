@@ -70,6 +70,9 @@ class ReportInputs:
     pairs: dict[str, list[dict]] = field(default_factory=dict)  # step → artifact rows + rep/dropped image, url
     train: dict | None = None  # {source, rows, summary}
     eval: dict | None = None  # {source, results}
+    language_funnel: dict | None = None  # worldwide: stats/language_funnel.json's languages
+    language_counts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # lang → (pre, post)
+    t_by_lang: dict[str, float] = field(default_factory=dict)
 
 
 def _read_json(uri: str, s3: S3Options | None) -> Any:
@@ -179,6 +182,27 @@ def _load_balance(inputs: ReportInputs, run: RunDir, s3: S3Options | None) -> No
         inputs.names = [str(x) for x in names] if isinstance(names, list) else None
     except (OSError, ValueError, KeyError, ClipforgeError) as e:
         inputs.notes["balance"] = f"entry names unavailable: cannot read metadata {metadata!r} ({e})"
+
+
+TOP_LANGUAGES = 10
+"""The worldwide section plots the balancing of this many languages, those with the most matches."""
+
+
+def _load_languages(inputs: ReportInputs, run: RunDir) -> None:
+    """Worldwide: the per-language funnel, t per language and the entry counts of the languages with the most
+    matches (stats/entry_counts_{pre,post}/{lang}.npy)."""
+    if not run.exists("stats", "language_funnel.json"):
+        return
+    inputs.language_funnel = run.read_json("stats/language_funnel.json")["languages"]
+    if not run.exists("stats", "languages.json"):
+        return
+    info = run.read_json("stats/languages.json")
+    inputs.t_by_lang = {k: float(v) for k, v in info.get("t_by_lang", {}).items()}
+    by_matches = sorted(info.get("languages", {}).items(), key=lambda kv: -kv[1]["matches"])
+    for lang, v in by_matches[:TOP_LANGUAGES]:
+        pre, post = f"stats/entry_counts_pre/{lang}.npy", f"stats/entry_counts_post/{lang}.npy"
+        if v["matches"] and run.exists(*pre.split("/")) and run.exists(*post.split("/")):
+            inputs.language_counts[lang] = (run.read_npy(pre), run.read_npy(post))
 
 
 def _load_dedup(inputs: ReportInputs, run: RunDir, s3: S3Options | None, seed: int, k: int) -> set[str]:
@@ -322,6 +346,7 @@ def load_inputs(
         fs, path = run.fs("stats", "hosts.parquet")
         inputs.hosts = pq.read_table(path, filesystem=fs).slice(0, HOSTS_SHOWN)
     _load_balance(inputs, run, s3)
+    _load_languages(inputs, run)
     _load_rejects(inputs, run, s3)
     _load_sidecars(inputs, run, s3, max_sidecars)
     samples = _pick_samples(inputs, n_samples, seed)

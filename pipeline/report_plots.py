@@ -68,6 +68,32 @@ def rank_plot(ranks: np.ndarray, curves: dict[str, np.ndarray], lines: dict[str,
     return svg_uri(fig)
 
 
+def language_rank_plots(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], t_by_lang: dict[str, float]
+) -> str:
+    """Small multiples, one log-log panel per language (label → (ranks, matches before, after balancing)), each with
+    its own t as a dashed line; zero counts are not drawn."""
+    n = max(len(curves), 1)
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig = _figure(2.0 * cols + 0.4, 1.9 * rows + 0.3)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (lang, (ranks, pre, post)) in zip(axes.flat, curves.items(), strict=False):
+        for counts, colour in ((pre, PRE_COLOUR), (post, POST_COLOUR)):
+            c = np.asarray(counts, np.float64)
+            ax.plot(ranks, np.where(c > 0, c, np.nan), color=colour, lw=1.2)
+        if lang in t_by_lang:
+            ax.axhline(t_by_lang[lang], color=T_COLOUR, ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{lang} (t = {t_by_lang.get(lang, float('nan')):g})", fontsize=9)
+    for ax in list(axes.flat)[len(curves) :]:
+        ax.set_axis_off()
+    fig.supxlabel("entry rank (by matches before balancing)", fontsize=8)
+    fig.supylabel("matches: before (grey), after (orange)", fontsize=8)
+    return svg_uri(fig)
+
+
 def histogram(values: np.ndarray, xlabel: str, bins: int = 40, log_x: bool = False, integer: bool = False) -> str:
     """A histogram of the finite `values`: one bin per integer when `integer` (and the range is small); log-spaced
     bins on a log axis when `log_x` and the positive values span more than 10x; else `bins` even bins."""

@@ -1,5 +1,10 @@
-"""Caption templates of the synthetic web (English, German, French, Spanish, junk) and the vectorised caption writer;
-no I/O, no rendering.
+"""Caption templates of the synthetic web (English; German, French, Spanish, Russian, Chinese, Japanese, Thai, Arabic;
+junk) and the vectorised caption writer; no I/O, no rendering.
+
+The foreign captions name the same concepts in their own words, each of which is an entry of that language's
+`clipforge metadata build --languages` list (wordfreq's; German nouns through its capitalised forms), so they match
+under Meta CLIP 2's rule. Chinese, Japanese and Thai are written without spaces; Arabic is right-to-left. Thai has no
+offline metadata list (wordfreq has none), so a worldwide build rejects it as `no_metadata_language`.
 
 Every caption a (slot, template, concept, texture) can produce is formatted once into a bank, so writing 10^6
 captions is an array lookup; only junk captions, which carry random numbers ("IMG_2034.JPG"), are formatted per row.
@@ -16,11 +21,14 @@ import numpy as np
 
 from infra.localweb.concepts import COLOURS, CONCEPTS, DIGIT_WORDS, N_CONCEPTS, SHAPES, TEXTURES
 
-SLOTS = ("en", "partial", "de", "fr", "es", "junk")
-"""Caption slots, in the order `caption_slots` draws them; index 5 (junk) is formatted per row."""
-SLOT_LANG = ("en", "en", "de", "fr", "es", None)
-SLOT_KIND = ("concept", "partial", "concept", "concept", "concept", "junk")
-JUNK = 5
+FOREIGN_LANGUAGES = ("de", "fr", "es", "ru", "zh", "ja", "th", "ar")
+"""Languages of foreign captions (`WebConfig.foreign_languages` picks among them)."""
+SLOTS = ("en", "partial", *FOREIGN_LANGUAGES, "junk")
+"""Caption slots: English, partial (English), one per foreign language, then junk (formatted per row)."""
+SLOT_LANG = ("en", "en", *FOREIGN_LANGUAGES, None)
+SLOT_KIND = ("concept", "partial", *("concept",) * len(FOREIGN_LANGUAGES), "junk")
+JUNK = len(SLOTS) - 1
+FOREIGN_SLOT = {lang: 2 + i for i, lang in enumerate(FOREIGN_LANGUAGES)}
 
 _SHAPE_TEMPLATES: dict[str, tuple[str, ...]] = {
     "en": (
@@ -43,7 +51,7 @@ _SHAPE_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "partial": ("a {shape}", "{shape} shape", "something {colour}", "a {texture} {shape}", "{Shape} clipart"),
     "de": (
-        "Foto: {shape} in {colour}",
+        "Foto: ein {shape} in der Farbe {colour}",
         "{shape} in {colour} auf weißem Hintergrund",
         "Zeichnung: {shape}, {colour}, {texture}",
         "Aufkleber {shape} in {colour}",
@@ -60,6 +68,39 @@ _SHAPE_TEMPLATES: dict[str, tuple[str, ...]] = {
         "pegatina {shape} de color {colour}",
         "{shape} de color {colour}, estampado {texture}",
     ),
+    # Russian: "shape, colour: red" keeps the colour adjective in its dictionary (masculine nominative) form.
+    "ru": (
+        "фото: {shape}, цвет: {colour}",
+        "рисунок: {shape}, цвет {colour}, на белом фоне",
+        "наклейка {shape}, цвет {colour}, узор {texture}",
+        "{shape} на картинке, цвет: {colour}",
+    ),
+    # No spaces between words in Chinese, Japanese and Thai.
+    "zh": (
+        "这是一张{colour}{shape}的照片",
+        "白色背景上有一个{colour}的{shape}",
+        "一个{texture}的{colour}{shape}贴纸",
+        "我画的{colour}{shape}图案",
+    ),
+    "ja": (
+        "{colour}の{shape}の写真です",
+        "白い背景に描かれた{colour}の{shape}です",
+        "{texture}の{colour}の{shape}のステッカーです",
+        "これは{colour}の{shape}のイラストです",
+    ),
+    "th": (
+        "รูปภาพ{shape}{colour}",
+        "{shape}{colour}บนพื้นหลังสีขาว",
+        "สติกเกอร์{shape}{colour}{texture}",
+        "ภาพวาด{shape}{colour}",
+    ),
+    # Arabic, right to left: "a shape whose colour is red" keeps the colour adjective in its dictionary form.
+    "ar": (
+        "صورة {shape} لونه {colour}",
+        "{shape} لونه {colour} على خلفية بيضاء",
+        "ملصق {shape} {texture} لونه {colour}",
+        "رسم {shape} لونه {colour}",
+    ),
 }
 _DIGIT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "en": (
@@ -75,6 +116,11 @@ _DIGIT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "de": ("Handgeschriebene Ziffer {d}", "die Zahl {word}, von Hand geschrieben"),
     "fr": ("chiffre {d} écrit à la main", "le nombre {word} écrit à la main"),
     "es": ("dígito {d} escrito a mano", "el número {word} escrito a mano"),
+    "ru": ("рукописная цифра {d}", "число {word}, написанное от руки"),
+    "zh": ("这是一个手写的数字 {d}", "这是纸上手写的数字{word}"),
+    "ja": ("これは手書きの数字 {d} です", "紙に手書きされた数字の{word}"),
+    "th": ("ตัวเลข {d} เขียนด้วยลายมือ", "เลข{word}เขียนด้วยลายมือ"),
+    "ar": ("الرقم {d} مكتوب بخط اليد", "رقم {word} بخط اليد"),
 }
 _WORDS = {
     "de": {
@@ -94,6 +140,38 @@ _WORDS = {
         "shape": ("círculo", "cuadrado", "triángulo", "estrella", "hexágono", "cruz", "corazón", "rombo"),
         "texture": ("liso", "a rayas", "de lunares", "a cuadros"),
         "digit": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
+    },
+    "ru": {
+        "colour": ("красный", "оранжевый", "желтый", "зеленый", "синий", "фиолетовый", "розовый", "черный"),
+        "shape": ("круг", "квадрат", "треугольник", "звезда", "шестиугольник", "крест", "сердце", "ромб"),
+        "texture": ("однотонный", "полосатый", "горошек", "клетку"),
+        "digit": ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять"),
+    },
+    "zh": {
+        "colour": ("红色", "橙色", "黄色", "绿色", "蓝色", "紫色", "粉色", "黑色"),
+        "shape": ("圆形", "正方形", "三角形", "星形", "六边形", "十字", "心形", "菱形"),
+        "texture": ("纯色", "条纹", "圆点", "格子"),
+        "digit": ("零", "一", "二", "三", "四", "五", "六", "七", "八", "九"),
+    },
+    "ja": {
+        # Kanji words where Japanese has them: Meta CLIP 2 pads an entry at a kana edge like a Latin word, so a kana
+        # word matches only between spaces; ハート (heart) is left in kana as that planted case.
+        "colour": ("赤", "橙色", "黄色", "緑", "青", "紫", "桃色", "黒"),
+        "shape": ("円", "正方形", "三角形", "星", "六角形", "十字", "ハート", "菱形"),
+        "texture": ("無地", "縞", "水玉", "格子"),
+        "digit": ("零", "一", "二", "三", "四", "五", "六", "七", "八", "九"),
+    },
+    "th": {
+        "colour": ("สีแดง", "สีส้ม", "สีเหลือง", "สีเขียว", "สีน้ำเงิน", "สีม่วง", "สีชมพู", "สีดำ"),
+        "shape": ("วงกลม", "สี่เหลี่ยมจัตุรัส", "สามเหลี่ยม", "ดาว", "หกเหลี่ยม", "กากบาท", "หัวใจ", "สี่เหลี่ยมขนมเปียกปูน"),
+        "texture": ("สีพื้น", "ลายทาง", "ลายจุด", "ลายตาราง"),
+        "digit": ("ศูนย์", "หนึ่ง", "สอง", "สาม", "สี่", "ห้า", "หก", "เจ็ด", "แปด", "เก้า"),
+    },
+    "ar": {
+        "colour": ("أحمر", "برتقالي", "أصفر", "أخضر", "أزرق", "بنفسجي", "وردي", "أسود"),
+        "shape": ("دائرة", "مربع", "مثلث", "نجمة", "مسدس", "صليب", "قلب", "معين"),
+        "texture": ("سادة", "مخطط", "منقط", "مربعات"),
+        "digit": ("صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة"),
     },
 }
 JUNK_TEMPLATES = (
@@ -137,7 +215,7 @@ SHAPE_INDEX = {s: i for i, s in enumerate(SHAPES)}
 
 @lru_cache(maxsize=1)
 def caption_bank() -> tuple[np.ndarray, np.ndarray]:
-    """(bank, counts): bank[slot, template, concept, texture] is the caption (object array; slots 0-4),
+    """(bank, counts): bank[slot, template, concept, texture] is the caption (object array; every slot but junk),
     counts[slot, concept] how many templates that concept has in that slot. Built once per process."""
     t_max = max(len(t) for table in (_SHAPE_TEMPLATES, _DIGIT_TEMPLATES) for t in table.values())
     bank = np.empty((JUNK, t_max, N_CONCEPTS, len(TEXTURES)), dtype=object)

@@ -10,13 +10,16 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.core.config import StrictModel, validate_config
 from pipeline.core.errors import ClipforgeError
+
+ForeignLanguage = Literal["de", "fr", "es", "ru", "zh", "ja", "th", "ar"]
+"""Languages the synthetic web writes captions in besides English (`captions.FOREIGN_LANGUAGES`)."""
 
 WEB_JSON = "web.json"
 """The generated web's manifest (seed, base_url, resolved config, counts); written last by `generate`."""
@@ -66,7 +69,14 @@ class WebConfig(StrictModel):
     caption_mismatch, caption_concept)."""
 
     foreign_rate: float = Field(0.08, ge=0, le=1)
-    """Fraction of captions written in German, French or Spanish (evenly) instead of English."""
+    """Fraction of captions written in one of `foreign_languages` (evenly) instead of English."""
+
+    foreign_languages: list[ForeignLanguage] = Field(
+        default_factory=lambda: ["de", "fr", "es", "ru", "zh", "ja", "th", "ar"], min_length=1
+    )
+    """Languages of the foreign captions, each naming the same concepts in its own words: German, French, Spanish,
+    Russian, Chinese, Japanese and Thai (written without spaces), Arabic (right to left). Each row's expected
+    language is the answers' `lang`."""
 
     junk_rate: float = Field(0.06, ge=0, le=1)
     """Fraction of captions with no concept word at all ("IMG_2034.JPG", "click here to enlarge", ...)."""
@@ -151,6 +161,8 @@ class WebConfig(StrictModel):
                 "fault_rate + dup_exact_rate + dup_near_rate + dup_url_rate + eval_copy_rate + semantic_dup_rate "
                 f"must be < 1 (got {roles:g})"
             )
+        if len(set(self.foreign_languages)) < len(self.foreign_languages):
+            raise ValueError(f"foreign_languages repeats a language: {self.foreign_languages}")
         if self.foreign_rate + self.junk_rate + self.partial_rate > 1:
             raise ValueError("foreign_rate + junk_rate + partial_rate must be <= 1")
         return self

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from infra.localweb.captions import JUNK, SLOT_KIND, SLOT_LANG, junk_lang, write_captions
+from infra.localweb.captions import FOREIGN_SLOT, JUNK, SLOT_KIND, SLOT_LANG, junk_lang, write_captions
 from infra.localweb.concepts import CONCEPTS, N_CONCEPTS, TEXTURES, concepts_of, eval_image_ids, is_digit, textures_of
 from infra.localweb.config import ACCESS_LOG, WEB_JSON, WebConfig
 from infra.localweb.faults import BOMB_SIDE, EXPECTED_OUTCOME, FAULTS, SERVES_IMAGE, Fault
@@ -52,7 +52,7 @@ ANSWERS_SCHEMA = pa.schema(
         ("shape", pa.string()),  # null for digits
         ("texture", pa.string()),  # null for digits
         ("digit", pa.int8()),  # -1 for shapes
-        ("lang", pa.string()),  # en, de, fr, es; "und" for file-name junk
+        ("lang", pa.string()),  # en or a foreign_languages code (de, zh, th, ...); "und" for file-name junk
         ("caption_kind", pa.string()),  # concept, partial, junk
         ("role", pa.string()),  # plan.ROLES
         ("image_id", pa.int64()),
@@ -211,12 +211,14 @@ _CONCEPT_TABLE = _concept_table()
 
 
 def _captions(cfg: WebConfig, rows: np.ndarray, concepts: np.ndarray, textures: np.ndarray):
-    """(slot, lang, caption) per row: junk first, then foreign (de/fr/es evenly), then partial, else English."""
+    """(slot, lang, caption) per row: junk first, then foreign (`foreign_languages` evenly), then partial, else
+    English."""
     u = uniform(cfg.seed, rows, _SALT_SLOT)
     slots = np.zeros(len(rows), dtype=np.int64)
     foreign = (u >= cfg.junk_rate) & (u < cfg.junk_rate + cfg.foreign_rate)
     slots[u < cfg.junk_rate] = JUNK
-    slots[foreign] = 2 + randint(cfg.seed, rows[foreign], _SALT_LANG, 3)
+    foreign_slots = np.array([FOREIGN_SLOT[lang] for lang in cfg.foreign_languages], dtype=np.int64)
+    slots[foreign] = foreign_slots[randint(cfg.seed, rows[foreign], _SALT_LANG, len(foreign_slots))]
     slots[(u >= cfg.junk_rate + cfg.foreign_rate) & (u < cfg.junk_rate + cfg.foreign_rate + cfg.partial_rate)] = 1
     templates, numbers = hash64(cfg.seed, rows, _SALT_TEMPLATE), hash64(cfg.seed, rows, _SALT_NUMBER)
     captions = write_captions(slots, templates, concepts, textures, numbers)

@@ -1,12 +1,13 @@
 """`clipforge demo`: the whole loop on the embedded default, on one machine; no algorithms here.
 
-    synthetic web (generated, served on 127.0.0.1; its crawl as WAT files) + metadata (built offline, MetaCLIP
-    sources)
+    synthetic web (generated, served on 127.0.0.1; its crawl as WAT files; captions in English and 8 other
+    languages) + worldwide metadata (`clipforge metadata build --languages`: one list per language, built offline)
     → `clipforge extract` (web/crawl/*.warc.wat.gz → RUN_ROOT/extract/candidates; skipped with --from-list, which
       builds from the web's candidate list web/candidates.parquet as it is)
-    → `clipforge build` (configs/demo.yaml: text, match, download, dedup, balance → shards)
+    → `clipforge build` (configs/demo.yaml: text, match, download, dedup, balance → shards; worldwide: every
+      caption matched against its own language's list, balanced with t_lang; Thai has no list and is rejected)
     → `clipforge train` (configs/train.yaml: clipforge-tiny-rn on Ray Train, one CPU worker)
-    → `clipforge eval` (digits + the web's held-out split, zero-shot)
+    → `clipforge eval` (digits + the web's held-out split, zero-shot, English class names)
     → `clipforge report` (RUN/report.html, with the training curves and the evaluation table)
 
 Each step is the same code path the CLI command runs. With `--s3` the run directory, the training run and the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,9 @@ DEMO_HOSTS = 100
 """Virtual hosts of the demo's web (site-000.web.test ...): the robots.txt variants sit on the 9 smallest, which
 hold ~5 % of the rows (infra/localweb/hosts.py)."""
 CRAWL_DIR = "crawl"
+DEMO_LANGUAGES = ("en", "de", "fr", "es", "ru", "zh", "ja", "ar")
+"""The demo's metadata languages: English and every language of the synthetic web's captions with an offline list
+(all but Thai, which the build rejects as `no_metadata_language`)."""
 
 
 def train_name(steps: int) -> str:
@@ -59,10 +64,12 @@ def run_demo(
     verbose: bool = False,
     s3_endpoint: str | None = None,
     from_list: bool = False,
+    languages: tuple[str, ...] | list[str] = DEMO_LANGUAGES,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also written to WORKDIR/demo_summary.json). `s3_endpoint` (implies
     `use_s3`): use the S3-compatible server there instead of starting one; a bad URL is a `ClipforgeError`.
-    `from_list`: build from web/candidates.parquet instead of extracting the web's crawl (web/crawl/) first."""
+    `from_list`: build from web/candidates.parquet instead of extracting the web's crawl (web/crawl/) first.
+    `languages`: the metadata's languages (a worldwide directory; `["en"]` alone: the English-only list)."""
     if s3_endpoint is not None:
         s3_endpoint = check_endpoint(s3_endpoint)
         use_s3 = True
@@ -90,7 +97,7 @@ def run_demo(
         )
         generate(web_cfg, web_dir)
     with _timed(timings, "metadata"):
-        metadata = demo_metadata(workdir)
+        metadata = demo_metadata(workdir, languages)
     # The local Ray recycles idle task processes down to its soft limit (= CPUs) between training epochs; each
     # new one re-imports open_clip. A few warm spares make epochs much cheaper on 2 cores (docs/training.md).
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")
@@ -128,15 +135,27 @@ def _timed(timings: dict[str, float], name: str):
     timings[name] = round(time.monotonic() - t0, 1)
 
 
-def demo_metadata(workdir: Path) -> Path:
-    """WORKDIR/metadata.json: a MetaCLIP-style entry list built offline (numbers, WordNet, wordfreq unigrams, PMI
-    bigrams), built on the first call and reused after."""
+def demo_metadata(workdir: Path, languages: tuple[str, ...] | list[str] = DEMO_LANGUAGES) -> Path:
+    """The demo's metadata, built offline on the first call and reused after: WORKDIR/metadata/ with one list per
+    language (`clipforge metadata build --languages`: English from numbers, WordNet, wordfreq unigrams and PMI
+    bigrams, the others from wordfreq), or WORKDIR/metadata.json (English only) when `languages` is just en. A
+    directory built for other languages is rebuilt."""
     from curation.metadata import MetadataConfig, build_metadata, write_metadata
+    from curation.metadata_worldwide import SOURCES_FILE, WorldwideMetadataConfig, build_worldwide
 
-    path = workdir / "metadata.json"
-    if not path.exists():
-        cfg = MetadataConfig(output=path, target=500_000)
-        write_metadata(build_metadata(cfg), cfg)
+    languages = list(dict.fromkeys(languages))
+    if languages == ["en"]:
+        path = workdir / "metadata.json"
+        if not path.exists():
+            cfg = MetadataConfig(output=path, target=500_000)
+            write_metadata(build_metadata(cfg), cfg)
+        return path
+    path = workdir / "metadata"
+    sources = path / SOURCES_FILE
+    if not sources.is_file() or sorted(json.loads(sources.read_text())["languages"]) != sorted(languages):
+        shutil.rmtree(path, ignore_errors=True)  # no list of a language no longer asked for may stay behind
+        cfg = WorldwideMetadataConfig(output=path, languages=languages, target=500_000)
+        build_worldwide(cfg, say=lambda line: say(f"metadata {line}"))
     return path
 
 
@@ -360,7 +379,7 @@ def _summary(
         "extract": extract,
         "counts": manifest.get("counts", {}),
         "shards": len(manifest.get("shards", [])),
-        "balance": {k: manifest.get("balance", {}).get(k) for k in ("t", "t_mode", "entries_matched")},
+        "balance": {k: manifest.get("balance", {}).get(k) for k in ("t", "t_mode", "entries_matched", "t_by_lang")},
         "train": {
             "steps": train.steps,
             "samples_seen": train.samples_seen,
@@ -387,6 +406,9 @@ def _print_summary(s: dict, workdir: Path) -> None:
         f"build: {c.get('input_rows')} candidates -> {c.get('kept')} kept in {s['shards']} shards, "
         f"{c.get('rejected')} rejected (every one with a stage and reason; accounting checked)"
     )
+    t_by_lang = s["balance"].get("t_by_lang")
+    if t_by_lang:
+        say("worldwide: balanced per language, t_lang " + ", ".join(f"{k} {v:g}" for k, v in t_by_lang.items()))
     t = s["train"]
     loss = f"{t['final_loss']:.3f}" if t["final_loss"] is not None else "n/a"
     say(f"train: {t['steps']} steps, {t['samples_seen']} samples seen, final loss {loss}")

@@ -261,3 +261,18 @@ def write_languages(run, layout: EntryLayout, balance: dict) -> None:
             "stats/languages.json",
             {"layout": layout.sizes, "t_by_lang": balance["t_by_lang"], "languages": balance["languages"]},
         )
+
+
+def write_language_funnel(run, layout: EntryLayout, funnel: dict[str, dict[str, int]], kept_langs: list) -> None:
+    """Worldwide: stats/language_funnel.json — per language, the rows that reached the match stage (`candidates`),
+    whether it has a list (`with_metadata`; without one they were all rejected as no_metadata_language), the rows
+    matched and the rows kept (by `metadata_lang` of the kept rows)."""
+    if not layout.worldwide:
+        return
+    kept: dict[str, int] = {}
+    for lang in kept_langs:
+        kept[lang] = kept.get(lang, 0) + 1
+    rows = {
+        lang: {**v, "with_metadata": lang in layout.sizes, "kept": kept.get(lang, 0)} for lang, v in funnel.items()
+    }
+    run.write_json("stats/language_funnel.json", {"languages": rows})

@@ -9,6 +9,7 @@ CLIP 2): each caption is matched against its own language's list only, with the 
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 import numpy as np
@@ -20,7 +21,7 @@ from curation.metadata import parse_metadata
 from curation.metadata_worldwide import SOURCES_FILE
 from pipeline.core.config import StrictModel
 from pipeline.core.storage import S3Options, Uri, list_uris, read_bytes
-from pipeline.stages.base import CPU_HEAVY, Resources, live_mask, mark_rejected
+from pipeline.stages.base import CPU_HEAVY, CPU_LIGHT, Resources, StageSpec, apply_stage, live_mask, mark_rejected
 
 METADATA_LANG = "metadata_lang"
 
@@ -147,3 +148,42 @@ class MatchStage:
         batch = batch.append_column("entry_ids", pa.array(ids, pa.list_(pa.int32())))
         batch = batch.append_column(METADATA_LANG, pa.array(out_langs, pa.string()))
         return mark_rejected(batch, reasons, stage=self.name, details=all_details)
+
+
+FUNNEL_KEYS = ("candidates", "matched")
+"""Per-language funnel at the match stage: rows that reached it (by the language of their list, or their LID label
+when it has none) and rows it matched."""
+
+
+def language_funnel_block(batch: pa.Table, config: None = None) -> pa.Table:
+    """One block of the text+match checkpoint → one row: JSON {language: [candidates, matched]} over the rows that
+    reached the match stage (not rejected before it), keyed by `metadata_lang`, or by the LID label when the
+    language has no list (`no_metadata_language`)."""
+    stages = batch["reject_stage"].to_pylist() if "reject_stage" in batch.column_names else [None] * batch.num_rows
+    labels = batch["lang"].to_pylist() if "lang" in batch.column_names else ["en"] * batch.num_rows
+    langs = batch[METADATA_LANG].to_pylist() if METADATA_LANG in batch.column_names else labels
+    out: dict[str, list[int]] = {}
+    for stage, label, lang in zip(stages, labels, langs, strict=True):
+        if stage is not None and stage != MatchStage.name:
+            continue
+        counts = out.setdefault(lang if lang is not None else (label or "(none)"), [0, 0])
+        counts[0] += 1
+        counts[1] += stage is None
+    return pa.table({"funnel": pa.array([json.dumps(out)], pa.string())})
+
+
+language_funnel_block.name = "language_funnel"
+language_funnel_block.resources = CPU_LIGHT
+
+
+def language_funnel(ds) -> dict[str, dict[str, int]]:
+    """Barrier: {language: {candidates, matched}} over the text+match checkpoint `ds` (see `language_funnel_block`)."""
+    total: dict[str, list[int]] = {}
+    for batch in apply_stage(ds, StageSpec(language_funnel_block, batch_size=None)).iter_batches(
+        batch_format="pyarrow", batch_size=None
+    ):
+        for blob in batch["funnel"].to_pylist():
+            for lang, counts in json.loads(blob).items():
+                acc = total.setdefault(lang, [0, 0])
+                acc[0], acc[1] = acc[0] + counts[0], acc[1] + counts[1]
+    return {lang: dict(zip(FUNNEL_KEYS, v, strict=True)) for lang, v in sorted(total.items())}

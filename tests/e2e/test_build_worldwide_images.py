@@ -27,7 +27,8 @@ N = 240
 @pytest.mark.timeout(900)
 def test_worldwide_image_build_balances_each_language(ray_local, tmp_path):
     web = tmp_path / "web"
-    generate(WebConfig(seed=11, n_candidates=N, foreign_rate=0.5, fault_rate=0.05, eval_per_concept=2), web)
+    cfg = WebConfig(seed=11, n_candidates=N, foreign_rate=0.5, fault_rate=0.05, eval_per_concept=2)
+    generate(cfg.model_copy(update={"foreign_languages": ["de", "fr", "es"]}), web)
     meta = tmp_path / "metadata"
     meta.mkdir()
     text_metadata(meta / "en.json")
@@ -64,3 +65,7 @@ def test_worldwide_image_build_balances_each_language(ray_local, tmp_path):
     post_de = np.load(run / "stats" / "entry_counts_post" / "de.npy")
     assert post_de.sum() > 0 and json.loads((run / "stats" / "languages.json").read_text())["t_by_lang"] == t_by_lang
     assert manifest["counts"]["kept"] == sidecars.num_rows
+    funnel = json.loads((run / "stats" / "language_funnel.json").read_text())["languages"]  # the report's funnel
+    assert sum(v["kept"] for v in funnel.values()) == sidecars.num_rows
+    assert funnel["de"]["with_metadata"] and funnel["de"]["kept"] == sidecars["metadata_lang"].to_pylist().count("de")
+    assert not funnel["fr"]["with_metadata"] and funnel["fr"]["matched"] == funnel["fr"]["kept"] == 0

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.app.demo import BUCKET, train_name
+from pipeline.app.demo import BUCKET, DEMO_LANGUAGES, train_name
 from pipeline.core.storage import filesystem, list_uris, read_bytes
 from pipeline.core.tar import iter_members
 
@@ -44,7 +44,9 @@ def check(workdir: Path, out: subprocess.CompletedProcess) -> dict:
     assert e["dropped"]["bad_scheme"] > 0 and e["dropped"]["no_text"] > 0
     assert 0 < c["kept"] < SIZE and summary["shards"] >= 1
     assert summary["train"]["steps"] == STEPS and summary["train"]["samples_seen"] == STEPS * 64
-    assert set(summary["zeroshot"]) == {"digits", "synthetic"}
+    assert set(summary["zeroshot"]) == {"digits", "synthetic"}  # English class names, as before
+    assert set(summary["balance"]["t_by_lang"]) == set(DEMO_LANGUAGES)  # worldwide by default (#21)
+    assert all(t >= 1 for t in summary["balance"]["t_by_lang"].values())
     assert summary["zeroshot"]["synthetic"]["n_classes"] == 74 and summary["zeroshot"]["digits"]["n_classes"] == 10
     for name in ("extract", "build", "train", "eval", "report"):
         assert summary["seconds"][name] > 0

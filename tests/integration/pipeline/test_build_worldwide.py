@@ -147,3 +147,27 @@ def test_report_shows_t_lang_and_language_entry_names(worldwide_run, tmp_path):
     t_de = manifest["balance"]["t_by_lang"]["de"]
     assert "<td>de</td>" in html and f"{t_de:g}" in html
     assert "en:the" in html or "zh:的" in html  # head entries are named by language
+
+
+def test_language_funnel_and_worldwide_report_section(worldwide_run, tmp_path):
+    from pipeline.report import write_report
+
+    cfg, out, manifest, n_rows = worldwide_run
+    funnel = json.loads((out / "stats" / "language_funnel.json").read_text())["languages"]
+    kept = pq.read_table(out / "curated").to_pandas()
+    assert sum(v["kept"] for v in funnel.values()) == len(kept) == manifest["counts"]["kept"]
+    for lang in METADATA:
+        v = funnel[lang]
+        assert v["with_metadata"] and v["kept"] == int((kept.metadata_lang == lang).sum()) > 0
+        assert v["candidates"] >= v["matched"] >= v["kept"]
+    assert funnel["fr"] == {
+        "candidates": len(CAPTIONS["fr"]) * COPIES,
+        "matched": 0,
+        "with_metadata": False,
+        "kept": 0,
+    }
+    html = Path(write_report(str(out), str(tmp_path / "report.html"))).read_text(encoding="utf-8")
+    section = html[html.index('<section id="worldwide">') :]
+    assert "Dropped for lack of metadata (1 languages, 15 rows)" in section and "<td>fr</td>" in section
+    assert "Balancing of the 4 largest languages" in section and "per-language entry counts rank plots" in section
+    assert f'<td>zh</td><td class="n">{funnel["zh"]["candidates"]}</td>' in section

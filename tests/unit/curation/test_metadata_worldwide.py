@@ -38,8 +38,19 @@ def test_language_entries_numbers_then_words_by_frequency():
     assert entries[:100] == [str(i) for i in range(100)] and sources == {"numbers": 100, "unigrams": 500}
     assert entries[100:105] == ["die", "der", "und", "in", "das"]  # function words kept (balancing caps them)
     assert len(set(entries)) == len(entries) == 600
-    capped, _ = language_entries("de", WorldwideMetadataConfig(target=None, unigram_cap=50))
+    capped, _ = language_entries("de", WorldwideMetadataConfig(target=None, unigram_cap=50, capitalised=[]))
     assert len(capped) == 150
+
+
+def test_german_words_also_capitalised_after_the_folded_list():
+    entries, sources = language_entries("de", WorldwideMetadataConfig(target=None, unigram_cap=2000))
+    folded = entries[: 100 + 2000]
+    assert sources["unigrams"] == 2000 and "kreis" in folded and "Kreis" not in folded  # wordfreq folds case
+    upper = dict.fromkeys(w[:1].upper() + w[1:] for w in folded[100:])
+    assert entries[2100:] == [w for w in upper if w not in folded]
+    assert "Kreis" in entries and len(entries) == len(set(entries)) == 2100 + sources["capitalised"]
+    french, _ = language_entries("fr", WorldwideMetadataConfig(target=None, unigram_cap=2000))
+    assert len(french) == 2100  # only the languages of `capitalised` (German)
 
 
 def test_single_cjk_characters_kept_by_default_and_droppable():

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from infra.localweb.captions import _WORDS
+from infra.localweb.captions import _WORDS, FOREIGN_LANGUAGES
 from infra.localweb.concepts import (
     COLOURS,
     CONCEPTS,
@@ -77,7 +77,11 @@ def test_answer_fields_are_in_their_domains(answers):
         assert row["class_name"] == c.class_name
         assert (row["colour"], row["shape"], row["digit"]) == (c.colour, c.shape, c.digit)
         assert (row["texture"] is None) == (c.digit >= 0) and row["texture"] in (None, *TEXTURES)
-        assert row["lang"] in ("en", "de", "fr", "es", "und") and row["caption_kind"] in ("concept", "partial", "junk")
+        assert row["lang"] in ("en", *FOREIGN_LANGUAGES, "und") and row["caption_kind"] in (
+            "concept",
+            "partial",
+            "junk",
+        )
         assert row["role"] in ROLES and 0 <= row["variant"] < len(VARIANTS)
         assert row["expected_outcome"] == EXPECTED_OUTCOME[Fault(row["fault"])]
         fault, image_id, variant, url_row, ext = URL_RE.match(row["url"]).groups()
@@ -164,7 +168,23 @@ def test_captions_match_their_kind(answers):
             assert native in text.lower() or (key[0] == "digit" and str(cc.digit) in words), text
     kinds = {k: answers["caption_kind"].count(k) / 6000 for k in ("junk", "partial")}
     assert 0.04 < kinds["junk"] < 0.08 and 0.06 < kinds["partial"] < 0.10
-    assert 0.06 < sum(answers["lang"].count(x) for x in ("de", "fr", "es")) / 6000 < 0.10
+    assert 0.06 < sum(answers["lang"].count(x) for x in FOREIGN_LANGUAGES) / 6000 < 0.10
+    assert {lang: answers["lang"].count(lang) > 0 for lang in FOREIGN_LANGUAGES} == dict.fromkeys(
+        FOREIGN_LANGUAGES, True
+    )
+
+
+def test_foreign_languages_pick_the_same_rows_and_keep_english(tmp_path, answers):
+    """Choosing other foreign languages changes only the foreign captions: the English ones stay as they are."""
+    generate(WebConfig(seed=7, foreign_languages=["th", "ar"], **SMALL), tmp_path)
+    other = pq.read_table(tmp_path / "answers.parquet").to_pydict()
+    foreign = [lang not in ("en", "und") for lang in answers["lang"]]
+    assert foreign == [lang not in ("en", "und") for lang in other["lang"]]
+    assert {x for x, f in zip(other["lang"], foreign, strict=True) if f} == {"th", "ar"}
+    same = [a == b for a, b, f in zip(answers["caption"], other["caption"], foreign, strict=True) if not f]
+    assert all(same) and len(same) > 5000
+    arabic = next(c for c, lang in zip(other["caption"], other["lang"], strict=True) if lang == "ar")
+    assert any(0x0600 <= ord(ch) <= 0x06FF for ch in arabic)  # right to left script
 
 
 def test_eval_split_is_balanced_and_held_out(web):

@@ -108,8 +108,25 @@ def test_demo_from_list_builds_from_the_candidate_list(monkeypatch, tmp_path):
         out = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path), *extra])
         assert out.exit_code == 0, out.output
         assert calls.pop()["from_list"] is from_list
+    for extra, languages in (([], demo.DEMO_LANGUAGES), (["--languages", "en"], ("en",))):
+        out = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path), *extra])
+        assert out.exit_code == 0, out.output
+        assert tuple(calls.pop()["languages"]) == languages
     web, meta = tmp_path / "web", tmp_path / "metadata.json"
     cfg = demo.demo_build_config(web, meta, str(tmp_path / "run"), 600)
     assert cfg.input.path == str(web / "candidates.parquet")
     cfg = demo.demo_build_config(web, meta, str(tmp_path / "run"), 600, input_path=tmp_path / "extract/candidates")
     assert cfg.input.path == str(tmp_path / "extract" / "candidates")
+
+
+def test_demo_metadata_is_a_worldwide_directory_rebuilt_for_other_languages(tmp_path):
+    import pipeline.app.demo as demo
+    from curation.metadata_worldwide import metadata_lists
+
+    assert demo.DEMO_LANGUAGES[0] == "en" and "th" not in demo.DEMO_LANGUAGES and len(demo.DEMO_LANGUAGES) == 8
+    path = demo.demo_metadata(tmp_path, ["ja", "ar"])
+    assert path == tmp_path / "metadata" and sorted(metadata_lists(path)) == ["ar", "ja"]
+    mtime = (path / "ja.json").stat().st_mtime_ns
+    assert demo.demo_metadata(tmp_path, ["ar", "ja"]) == path and (path / "ja.json").stat().st_mtime_ns == mtime
+    demo.demo_metadata(tmp_path, ["ja"])  # other languages: rebuilt, nothing of the old set stays behind
+    assert sorted(metadata_lists(path)) == ["ja"]
