@@ -30,6 +30,7 @@ EXPECTED = {
     "bench_text.py": "- (b) normalise + filters + LID + match, end to end",
     "bench_train.py": "### Training throughput",
     "probe_image_stacks.py": "round 1  ours",
+    "worldwide_ablation.py": "### Worldwide vs English-only",
 }
 # Per script: the Ray-based ones (a whole build, Ray Train) pay Ray's per-step start-up: minutes on a busy 2-core box.
 TIMEOUT_S = 600
@@ -37,8 +38,18 @@ TIMEOUT_S = 600
 # of wall, run one by one), so they run side by side, PARALLEL at a time, the slowest started first; each test then
 # only reads its own finished run.
 PARALLEL = 4
-SLOWEST_FIRST = ("bench_train.py", "balance_ablation.py", "bench_download.py", "bench_balance.py", "bench_eval.py")
+SLOWEST_FIRST = (
+    "worldwide_ablation.py",
+    "bench_train.py",
+    "balance_ablation.py",
+    "bench_download.py",
+    "bench_eval.py",
+)
 LEVERS = "bench_train.py --levers"
+
+
+def test_every_benchmark_is_listed():
+    assert sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")) == sorted(EXPECTED)
 
 
 @dataclass
