@@ -108,7 +108,7 @@ def test_build_with_embed_clip_filter_and_semdedup(ray_local, tmp_path):
     block = page.split('<section id="model">')[1].split("</section>")[0]
     assert f"{info['threshold']:.4f} (top 0.9 of the run)" in block and "histogram with the threshold" in block
     lowest = block.split("Lowest-scoring dropped pairs")[1].split("<h3>")[0]
-    assert lowest.count("data:image/jpeg") == min(CLIP_SHOWN, len(low)) > 0 and "no image stored" not in lowest
+    assert lowest.count("data:image/jpeg") == min(CLIP_SHOWN, len(low)) > 0 and 'class="noimg"' not in lowest
     groups = block.split("Semantic duplicates")[1]
     shown = duplicate_groups(pq.read_table(run / "dedup" / "semdedup.parquet"))
     assert len(shown) == min(6, len({d.split(" ")[0] for d in sem.detail}))

@@ -106,7 +106,7 @@ def test_write_thumbs_stores_only_the_shown_rows(tmp_path):
 def test_model_section_from_a_run(tmp_path):
     page = Path(write_report(str(write_run(tmp_path)))).read_text()
     block = re.search('<section id="model">(.*?)</section>', page, re.S).group(1)
-    assert "Not in this run" not in block
+    assert "Not in this run" not in block and 'class="noimg"' not in block
     assert "0.1500 (top 0.8 of the run)" in block and 'alt="CLIP-score histogram with the threshold"' in block
     low = block.split("Lowest-scoring dropped pairs")[1].split("<h3>")[0]
     assert low.count("data:image/jpeg") == CLIP_SHOWN and "score 0.0100" in low
@@ -119,7 +119,7 @@ def test_model_section_from_a_run(tmp_path):
 def test_model_section_without_thumbs_or_artifacts(tmp_path):
     page = Path(write_report(str(write_run(tmp_path, with_thumbs=False)))).read_text()
     block = re.search('<section id="model">(.*?)</section>', page, re.S).group(1)
-    assert "data:image/jpeg" not in block and block.count("no image stored") == CLIP_SHOWN + 15
+    assert "data:image/jpeg" not in block and block.count('class="noimg"') == CLIP_SHOWN + 15
     bare = render(ReportInputs(uri="/r", manifest={}, clip_filter={"scored": 0, "rejected": 0, "threshold": None}))
     bare = re.search('<section id="model">(.*?)</section>', bare, re.S).group(1)
     assert "—" in bare and "Not in this run: no dedup/semdedup.json" in bare
