@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-EPS_SWEEP = (0.002, 0.005, 0.01, 0.02, 0.05)
+EPS_SWEEP = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 def parse() -> argparse.Namespace:
@@ -202,6 +202,16 @@ def score(run: Path, web: Path) -> dict:
             }
         )
     sem["sweep_pairs"] = len(live_pairs)
+    if live_pairs:  # how close the model puts a planted pair: its cosine, and whether each is the other's nearest
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        cos = np.asarray([float(xn[i] @ xn[j]) for i, j in live_pairs])
+        nearest = []
+        for i, j in live_pairs:
+            sims = xn @ xn[i]
+            sims[i] = -np.inf
+            nearest.append(int(np.argmax(sims)) == j)
+        sem["pair_cosine"] = {"min": float(cos.min()), "median": float(np.median(cos)), "max": float(cos.max())}
+        sem["pair_is_nearest"] = float(np.mean(nearest))
     sem["sweep"] = sweep
     manifest = json.loads((run / "manifest.json").read_text())
     return {"run": str(run), "web": str(web), "clip_filter": clip, "semdedup": sem, "counts": manifest.get("counts")}
@@ -209,6 +219,10 @@ def score(run: Path, web: Path) -> dict:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f} %"
+
+
+def _cos(c: dict | None) -> str:
+    return "—" if c is None else f"min {c['min']:.3f}, median {c['median']:.3f}, max {c['max']:.3f}"
 
 
 def markdown(r: dict) -> str:
@@ -228,7 +242,8 @@ def markdown(r: dict) -> str:
         f"({_pct(s['semdedup_precision_planted_pair'])} the planted pair) | {_pct(s['semdedup_recall'])} | "
         f"{s['semdedup_rejected']} rejected; {s['clip_filter_removed_a_member']} pairs lost a row to clip_filter |",
         "",
-        f"semdedup eps sweep on the stored embeddings ({s['sweep_pairs']} planted pairs semdedup saw):",
+        f"semdedup eps sweep on the stored embeddings ({s['sweep_pairs']} planted pairs semdedup saw; their cosine "
+        f"{_cos(s.get('pair_cosine'))}; the partner is the nearest neighbour for {_pct(s.get('pair_is_nearest'))}):",
         "",
         "| eps | dropped | planted pairs caught | dropped that are in a planted pair |",
         "|---|---|---|---|",

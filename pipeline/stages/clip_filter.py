@@ -110,7 +110,9 @@ class ListedRejectStage:
         hit = live_mask(batch) & pc.is_valid(found).to_numpy(zero_copy_only=False)
         at = pc.fill_null(found, 0).to_numpy(zero_copy_only=False).astype(np.int64)
         reasons = pa.array(np.where(hit, self.reason, None), pa.string())
-        details = pc.if_else(pa.array(hit), self.details.take(pa.array(at)), pa.scalar(None, pa.string()))
+        # an empty list (nothing below the threshold, no semantic duplicate) has no row 0 to take
+        listed = self.details.take(pa.array(at)) if len(self.details) else pa.nulls(len(at), pa.string())
+        details = pc.if_else(pa.array(hit), listed, pa.scalar(None, pa.string()))
         return mark_rejected(batch, reasons, stage=self.name, details=details)
 
 
