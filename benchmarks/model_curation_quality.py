@@ -82,7 +82,8 @@ def build_run(args: argparse.Namespace, work: Path) -> tuple[Path, Path, float]:
         caption_mismatch_rate=args.mismatch_rate,
         semantic_dup_rate=args.semantic_dup_rate,
     )
-    generate(cfg, web)
+    if not (web / "web.json").exists():  # a resumed run keeps its web (a new one would get another port)
+        generate(cfg, web)
     model = args.model or random_model(work / "model")
     sets = [
         "stages=[text,match,download,dedup,embed,clip_filter,semdedup,balance]",
