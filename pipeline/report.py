@@ -2,7 +2,8 @@
 
 Sections, in order: run header, extraction (only for a build of a `clipforge extract` output), funnel, rejection
 reasons, download errors, politeness (requests per host, robots.txt, opt-outs), languages, balancing (rank plot, head
-entries), dedup (cluster sizes, example pairs), image size and caption length, random kept samples, training,
+entries), dedup (cluster sizes, example pairs), model filters (CLIP-score histogram with the threshold, the
+lowest-scoring dropped pairs, semantic-duplicate groups), image size and caption length, random kept samples, training,
 evaluation. A section whose inputs the run lacks says so in one line. `pipeline.report_inputs` reads the run,
 `pipeline.report_summaries` computes, `pipeline.report_plots` draws; this module only lays out HTML and writes it.
 """
@@ -323,6 +324,59 @@ def _pair(p: dict) -> str:
     return f'<div class="card" style="grid-column: span 2"><div class="pair">{imgs}</div>{esc(note)}<br>{urls}</div>'
 
 
+def model_filters(x: ReportInputs) -> str:
+    if x.clip_filter is None and x.semdedup is None:
+        why = "no dedup/clip_filter.json or dedup/semdedup.json (a build without the clip_filter and semdedup stages)"
+        return section("model", "Model filters", missing(why))
+    body = ""
+    if x.clip_filter is not None:
+        c = x.clip_filter
+        rule = f"top {c['keep_fraction']:g} of the run" if c.get("keep_fraction") is not None else "fixed threshold"
+        body += "<h3>CLIP score (cosine of image and caption embeddings)</h3>"
+        thr = c.get("threshold")
+        rows = [["scored", c.get("scored")], ["rejected low_clip_score", c.get("rejected")]]
+        body += kv_table([*rows, ["threshold", f"{thr:.4f} ({rule})" if thr is not None else "—"]])
+        lines = {"threshold": float(thr)} if thr is not None else {}
+        hist = plots.binned_histogram(c.get("hist", []), c.get("hist_edges", []), "CLIP score", lines)
+        body += figure(hist, "CLIP-score histogram with the threshold")
+        if x.clip_low:
+            cards = "".join(_scored(r) for r in x.clip_low)
+            body += f'<h3>Lowest-scoring dropped pairs</h3><div class="grid">{cards}</div>'
+    else:
+        body += missing("no dedup/clip_filter.json (the clip_filter stage did not run)")
+    if x.semdedup is not None:
+        s = x.semdedup
+        keys = ["embedded", "rejected", "eps", "clusters", "largest_cluster"]
+        body += "<h3>Semantic duplicates (SemDeDup over image embeddings)</h3>"
+        body += table(keys, [[s.get(k, "—") for k in keys]], range(len(keys)))
+        for g in x.sem_groups:
+            body += _group(g)
+    else:
+        body += missing("no dedup/semdedup.json (the semdedup stage did not run)")
+    return section("model", "Model filters", body)
+
+
+def _scored(r: dict) -> str:
+    img = _thumb(r["image"], "no image stored")
+    return (
+        f'<div class="card">{img}<div>{esc(r["caption"])}</div><div class="muted">score {r["score"]:.4f}</div></div>'
+    )
+
+
+def _group(g: dict) -> str:
+    k = g["kept_row"]
+    cards = f'<div class="card">{_thumb(k["image"], "no image stored")}<div>kept: {esc(k["caption"])}</div></div>'
+    for r in g["dropped"]:
+        img = _thumb(r["image"], "no image stored")
+        cards += (
+            f'<div class="card">{img}<div>{esc(r["caption"])}</div><div class="muted">cos {r["cos"]:.4f}</div></div>'
+        )
+    more = g["n_dropped"] - len(g["dropped"])
+    note = f" ({more} more not shown)" if more > 0 else ""
+    head = f'<p class="muted">kept <span class="mono">{esc(g["kept"])}</span>, {g["n_dropped"]} dropped{note}</p>'
+    return head + f'<div class="grid">{cards}</div>'
+
+
 def sizes(x: ReportInputs) -> str:
     t = x.sidecars
     if t is None:
@@ -409,6 +463,7 @@ SECTIONS = (
     ("balance", "Balancing", balance),
     ("worldwide", "Worldwide", worldwide),
     ("dedup", "Duplicates", dedup),
+    ("model", "Model filters", model_filters),
     ("sizes", "Sizes", sizes),
     ("samples", "Samples", samples),
     ("training", "Training", training),

@@ -12,6 +12,8 @@ Reads (paths relative to RUN):
   and t_pre), rejects/*.parquet,
   shards/shard-NNNNNN.parquet sidecars (or curated/*.parquet for a text-only run) and the .tar beside each,
   dedup/{exact,near}.parquet (+ .json summaries, optional dedup/thumbs.parquet: uid, image JPEG bytes),
+  dedup/clip_filter.{json,parquet} + clip_filter_thumbs.parquet, dedup/semdedup.{json,parquet} +
+  semdedup_thumbs.parquet (the model-based filters' summaries, reject lists and the shown rows' images),
   training: metrics.csv (+ summary.json, identity.json: it must have trained on this build) under --train-run or
   RUN/train/; evaluation: results.json under --eval or
   RUN/eval/.
@@ -36,6 +38,7 @@ from pipeline.core.storage import S3Options, Uri, filesystem, list_uris, read_by
 from pipeline.core.tar import TarError, iter_members
 from pipeline.report_summaries import DOWNLOAD_STAGES, pick_pairs, pick_rows
 from pipeline.rundir import RunDir
+from pipeline.stages.model_thumbs import duplicate_groups, lowest_scores
 
 SIDECAR_COLUMNS = ["uid", "key", "url", "caption", "lang", "width", "height", "orig_width", "orig_height"]
 DEDUP_STEPS = ("exact", "near")
@@ -68,6 +71,10 @@ class ReportInputs:
     dedup_summary: dict[str, dict] = field(default_factory=dict)
     samples: list[dict] = field(default_factory=list)  # sidecar rows + `image` (bytes | None)
     pairs: dict[str, list[dict]] = field(default_factory=dict)  # step → artifact rows + rep/dropped image, url
+    clip_filter: dict | None = None  # dedup/clip_filter.json: threshold, counts, score histogram
+    clip_low: list[dict] = field(default_factory=list)  # lowest-scoring dropped rows: uid, score, caption, image
+    semdedup: dict | None = None  # dedup/semdedup.json
+    sem_groups: list[dict] = field(default_factory=list)  # duplicate groups: kept row + dropped rows (uid, cos, ...)
     train: dict | None = None  # {source, rows, summary}
     eval: dict | None = None  # {source, results}
     language_funnel: dict | None = None  # worldwide: stats/language_funnel.json's languages
@@ -246,6 +253,37 @@ def _attach_pair_images(inputs: ReportInputs, run: RunDir, images: dict[str, byt
         ]
 
 
+def _model_rows(run: RunDir, name: str, s3: S3Options | None) -> tuple[pa.Table, dict[str, dict]]:
+    """Barrier `name`'s reject list and {uid: {caption, image}} of its stored thumbs (empty when absent)."""
+    listed = pq.read_table(pa.BufferReader(read_bytes(run.path("dedup", f"{name}.parquet"), s3)))
+    rows: dict[str, dict] = {}
+    if run.exists("dedup", f"{name}_thumbs.parquet"):
+        thumbs = pq.read_table(pa.BufferReader(read_bytes(run.path("dedup", f"{name}_thumbs.parquet"), s3)))
+        rows = {r["uid"]: r for r in thumbs.to_pylist()}
+    return listed, rows
+
+
+def _load_model_filters(inputs: ReportInputs, run: RunDir, s3: S3Options | None) -> None:
+    """The CLIP filter's summary and lowest-scoring dropped rows; semdedup's summary and largest duplicate groups
+    (the same picks `pipeline.stages.model_thumbs` stored images for at build time)."""
+    none = {"caption": None, "image": None}
+    if run.exists("dedup", "clip_filter.json") and run.exists("dedup", "clip_filter.parquet"):
+        inputs.clip_filter = run.read_json("dedup/clip_filter.json")
+        listed, thumbs = _model_rows(run, "clip_filter", s3)
+        inputs.clip_low = [{**none, **thumbs.get(r["uid"], {}), **r} for r in lowest_scores(listed)]
+    if run.exists("dedup", "semdedup.json") and run.exists("dedup", "semdedup.parquet"):
+        inputs.semdedup = run.read_json("dedup/semdedup.json")
+        listed, thumbs = _model_rows(run, "semdedup", s3)
+        inputs.sem_groups = [
+            {
+                **g,
+                "kept_row": {**none, **thumbs.get(g["kept"], {}), "uid": g["kept"]},
+                "dropped": [{**none, **thumbs.get(r["uid"], {}), **r} for r in g["dropped"]],
+            }
+            for g in duplicate_groups(listed)
+        ]
+
+
 def _pick_samples(inputs: ReportInputs, n: int, seed: int, max_files: int = 4) -> list[dict]:
     """Seeded kept rows for the grid, from at most `max_files` sidecars (each shard tar is then read once)."""
     t = inputs.sidecars
@@ -354,6 +392,7 @@ def load_inputs(
     images = _images(inputs, {r["uid"] for r in samples} | pair_uids, s3)  # one pass per shard tar
     inputs.samples = [{**r, "image": images.get(r["uid"])} for r in samples]
     _attach_pair_images(inputs, run, images, s3)
+    _load_model_filters(inputs, run, s3)
     _load_training(inputs, run, train_run, s3)
     _load_eval(inputs, run, eval_dir, s3)
     return inputs

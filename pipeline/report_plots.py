@@ -120,6 +120,24 @@ def histogram(values: np.ndarray, xlabel: str, bins: int = 40, log_x: bool = Fal
     return svg_uri(fig)
 
 
+def binned_histogram(counts: list[int], edges: list[float], xlabel: str, lines: dict[str, float]) -> str:
+    """A histogram already binned (`counts` per bin between consecutive `edges`), with one dashed vertical line per
+    marked value (label → value, e.g. the CLIP-score threshold)."""
+    fig = _figure(6.4, 2.8)
+    ax = fig.add_subplot()
+    e = np.asarray(edges, np.float64)
+    if len(counts) and len(e) == len(counts) + 1:
+        ax.stairs(np.asarray(counts, np.float64), e, fill=True, color=BAR_COLOUR)
+    for i, (label, value) in enumerate(lines.items()):
+        if np.isfinite(value):
+            ax.axvline(value, color=T_COLOUR, ls=("--", ":")[i % 2], lw=1.2, label=f"{label} = {value:.4g}")
+    if lines:
+        ax.legend(frameon=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("rows")
+    return svg_uri(fig)
+
+
 def cluster_bars(series: dict[str, list[tuple[int, int]]]) -> str:
     """Clusters per size (log count axis), one bar group per dedup step."""
     fig = _figure(6.4, 2.8)

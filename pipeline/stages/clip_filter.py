@@ -2,8 +2,9 @@
 embeddings; keep rows at or above `clip_filter.threshold`, or the top `clip_filter.keep_fraction` of the run.
 
 `clip_scores` is the barrier (the quantile needs the whole run): it scores every embedded row, picks the threshold
-and writes RUN/dedup/clip_filter.parquet (uid, score of each row to drop, sorted by uid) and clip_filter.json (the
-threshold, counts and a score histogram, for the report). `ListedRejectStage` applies such a list: rows rejected
+and writes RUN/dedup/clip_filter.parquet (uid, score of each row to drop, sorted by uid), clip_filter.json (the
+threshold, counts and a score histogram, for the report) and clip_filter_thumbs.parquet (the report's lowest-scoring
+dropped rows: `pipeline.stages.model_thumbs`). `ListedRejectStage` applies such a list: rows rejected
 `low_clip_score` with the score in the detail. Rows without an embedding (rejected earlier) are never listed.
 """
 
@@ -23,6 +24,7 @@ from pipeline.rundir import RunDir
 from pipeline.stages.base import CPU_LIGHT, Resources, live_mask, mark_rejected
 from pipeline.stages.embed import read_embeddings
 from pipeline.stages.model_configs import ClipFilterConfig
+from pipeline.stages.model_thumbs import write_thumbs
 
 HIST_BINS = 40
 
@@ -76,6 +78,7 @@ def clip_filter_barrier(run: RunDir, cfg: ClipFilterConfig) -> str:
     details = [f"score={s:.4f} threshold={thr:.4f}" for s in scores[drop]]
     table = pa.table([emb["uid"].take(pa.array(drop, pa.int64())), pa.array(details, pa.string())], schema=LIST_SCHEMA)
     write_table(run.uri.join("dedup", "clip_filter.parquet"), table, run.s3)
+    write_thumbs(run, "clip_filter", table)  # the report's lowest-scoring dropped pairs (their images die with work/)
     hist, edges = np.histogram(scores, bins=HIST_BINS, range=(-1.0, 1.0)) if len(scores) else (np.zeros(0), [])
     summary = {"scored": int(len(scores)), "rejected": int(len(drop)), "threshold": round(thr, 6)}
     summary |= {"keep_fraction": cfg.keep_fraction, "hist": hist.tolist(), "hist_edges": [float(e) for e in edges]}
@@ -107,7 +110,9 @@ class ListedRejectStage:
         hit = live_mask(batch) & pc.is_valid(found).to_numpy(zero_copy_only=False)
         at = pc.fill_null(found, 0).to_numpy(zero_copy_only=False).astype(np.int64)
         reasons = pa.array(np.where(hit, self.reason, None), pa.string())
-        details = pc.if_else(pa.array(hit), self.details.take(pa.array(at)), pa.scalar(None, pa.string()))
+        # an empty list (nothing below the threshold, no semantic duplicate) has no row 0 to take
+        listed = self.details.take(pa.array(at)) if len(self.details) else pa.nulls(len(at), pa.string())
+        details = pc.if_else(pa.array(hit), listed, pa.scalar(None, pa.string()))
         return mark_rejected(batch, reasons, stage=self.name, details=details)
 
 

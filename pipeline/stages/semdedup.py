@@ -1,7 +1,8 @@
 """Semantic dedup stage (#22; SemDeDup over the stored image embeddings): `semdedup_barrier` runs
 `curation.semdedup.semantic_duplicate_pairs` over every embedded row the CLIP filter kept (sorted by uid, so the
 smallest uid of a duplicate group is kept) and writes RUN/dedup/semdedup.parquet (uid, detail: the kept uid and the
-cosine) + semdedup.json; `SemDedupStage` rejects those rows as `semantic_duplicate`.
+cosine) + semdedup.json + semdedup_thumbs.parquet (the report's duplicate groups: `pipeline.stages.model_thumbs`);
+`SemDedupStage` rejects those rows as `semantic_duplicate`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.rundir import RunDir
 from pipeline.stages.clip_filter import LIST_SCHEMA, ListedRejectStage, vectors
 from pipeline.stages.embed import read_embeddings
 from pipeline.stages.model_configs import SemDedupConfig
+from pipeline.stages.model_thumbs import write_thumbs
 
 
 class SemDedupReason(StrEnum):
@@ -44,6 +46,7 @@ def semdedup_barrier(run: RunDir, cfg: SemDedupConfig, after: str | None = None)
     details = [f"{k} cos={c:.4f}" for k, c in zip(kept, res.cosine[drop], strict=True)]
     table = pa.table([uids.take(pa.array(drop, pa.int64())), pa.array(details, pa.string())], schema=LIST_SCHEMA)
     write_table(run.uri.join("dedup", "semdedup.parquet"), table, run.s3)
+    write_thumbs(run, "semdedup", table)  # the report's duplicate groups (dropped rows' images die with work/)
     sizes = np.bincount(res.cluster) if len(res.cluster) else np.zeros(0, np.int64)
     summary = {"embedded": int(emb.num_rows), "rejected": int(len(drop)), "eps": cfg.eps, "clusters": int(len(sizes))}
     summary["largest_cluster"] = int(sizes.max()) if len(sizes) else 0

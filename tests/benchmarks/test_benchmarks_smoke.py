@@ -26,6 +26,7 @@ EXPECTED = {
     "bench_extract.py": "### WAT extraction",
     "bench_localweb.py": "| localweb: image GETs on loopback",
     "bench_semdedup.py": "| clipforge semantic_duplicates (normalise",
+    "model_curation_quality.py": "### Model-based curation quality",
     "bench_ray_overhead.py": "### Fixed cost of one Ray Data execution",
     "bench_text.py": "- (b) normalise + filters + LID + match, end to end",
     "bench_train.py": "### Training throughput",
@@ -39,6 +40,7 @@ TIMEOUT_S = 600
 # only reads its own finished run.
 PARALLEL = 4
 SLOWEST_FIRST = (
+    "model_curation_quality.py",
     "worldwide_ablation.py",
     "bench_train.py",
     "balance_ablation.py",

@@ -99,6 +99,21 @@ def test_build_with_embed_clip_filter_and_semdedup(ray_local, tmp_path):
     assert expected.index("semdedup") < expected.index("balance")
     assert "clip_filter" in order and order == sorted(order, key=expected.index)
 
+    # the report's model section: score histogram with the threshold, lowest-scoring dropped pairs with the images
+    # the build stored for them (their rows never reach a shard), semantic-duplicate groups when there are any
+    from pipeline.report import write_report
+    from pipeline.stages.model_thumbs import CLIP_SHOWN, duplicate_groups
+
+    page = Path(write_report(str(run))).read_text()
+    block = page.split('<section id="model">')[1].split("</section>")[0]
+    assert f"{info['threshold']:.4f} (top 0.9 of the run)" in block and "histogram with the threshold" in block
+    lowest = block.split("Lowest-scoring dropped pairs")[1].split("<h3>")[0]
+    assert lowest.count("data:image/jpeg") == min(CLIP_SHOWN, len(low)) > 0 and 'class="noimg"' not in lowest
+    groups = block.split("Semantic duplicates")[1]
+    shown = duplicate_groups(pq.read_table(run / "dedup" / "semdedup.parquet"))
+    assert len(shown) == min(6, len({d.split(" ")[0] for d in sem.detail}))
+    assert groups.count(" dropped") == len(shown) and groups.count("cos ") == sum(len(g["dropped"]) for g in shown)
+
     # a model of another width under the same path: the resumed run stops in preflight, before any work
     (run / "manifest.json").unlink()
     before = sorted(p.name for p in run.rglob("*"))
