@@ -26,25 +26,9 @@ from pipeline.build_config import BuildConfig
 from pipeline.core.config import validate_config
 from pipeline.core.tar import iter_samples
 from pipeline.steps import reject_order
+from tests.fixtures.builds import FETCH_LEVEL
 
 N = 5000
-# The answers file's vocabulary for what a downloader should reach, by fetch status. Image-level outcomes
-# (bomb, too small) are judged by the decode step, so at the fetch level they are a successful download.
-FETCH_LEVEL = {
-    "ok": "ok",
-    "ok_after_retry": "ok",
-    "error_decompression_bomb": "ok",
-    "error_too_small": "ok",
-    "error_http_404": "http_error",
-    "error_http_500": "http_5xx",
-    "error_timeout": "timeout",
-    "error_connection": "connection_error",
-    "error_truncated": "truncated",
-    "error_not_an_image": "bad_content_type",
-    "skipped_noai": "opt_out",
-    "error_too_many_redirects": "too_many_redirects",
-    "error_forbidden_address": "forbidden_address",
-}
 
 
 def metadata_words() -> list[str]:

@@ -23,3 +23,11 @@ def text_build(ray_local, web, metadata, tmp_path_factory):
     """(run directory, manifest) of a [text, match, balance] build of `web`; read-only: copy it to change it."""
     out = tmp_path_factory.mktemp("text_run")
     return out, build(text_build_config(web, metadata, out), say=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A random clipforge-tiny exported as a local-dir model (the model stages' tests)."""
+    from evaluation.models import export_random_local_dir
+
+    return export_random_local_dir("clipforge-tiny", tmp_path_factory.mktemp("tiny") / "model", seed=0)

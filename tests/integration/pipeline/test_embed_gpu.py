@@ -18,13 +18,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from evaluation.models import export_random_local_dir
-
-    return export_random_local_dir("clipforge-tiny", tmp_path_factory.mktemp("tiny") / "model", seed=0)
-
-
 @pytest.fixture
 def run(tmp_path):
     d = tmp_path / "run" / "work" / "download"

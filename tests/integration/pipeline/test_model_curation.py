@@ -19,13 +19,6 @@ from pipeline.stages.semdedup import SemDedupStage, semdedup_barrier
 from tests.fixtures.model_curation import jpeg, part_table
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from evaluation.models import export_random_local_dir
-
-    return export_random_local_dir("clipforge-tiny", tmp_path_factory.mktemp("tiny") / "model", seed=0)
-
-
 @pytest.fixture
 def run(tmp_path):
     """A run with two download parts: part 0 has a failed download (no image) and a pair of identical images."""

@@ -29,8 +29,8 @@ from protego import Protego
 from infra.localweb.config import WebConfig
 from infra.localweb.generate import generate
 from infra.localweb.handle import serve_in_thread
-from infra.localweb.hosts import MOVED_PATH, SKIPPED_ROBOTS, Robots, robots_body
-from tests.fixtures.builds import text_metadata
+from infra.localweb.hosts import MOVED_PATH, Robots, robots_body
+from tests.fixtures.builds import FETCH_LEVEL, text_metadata
 from tests.fixtures.cluster import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -43,22 +43,6 @@ N_HOSTS = 16
 OPTED_OUT_HOST = "site-001.web.test"  # a registry domain
 PREFIX_HOST = "site-002.web.test"  # a registry URL prefix: its /img/ok/ URLs
 REACHED = ("download", "images")  # reject stages of rows that reached the download (kept rows are in the shards)
-FETCH_LEVEL = {  # the answers' vocabulary → the download's fetch status (tests/e2e/test_build.py's table)
-    "ok": "ok",
-    "ok_after_retry": "ok",
-    "error_decompression_bomb": "ok",
-    "error_too_small": "ok",
-    "error_http_404": "http_error",
-    "error_http_500": "http_5xx",
-    "error_timeout": "timeout",
-    "error_connection": "connection_error",
-    "error_truncated": "truncated",
-    "error_not_an_image": "bad_content_type",
-    "skipped_noai": "opt_out",
-    "error_too_many_redirects": "too_many_redirects",
-    "error_forbidden_address": "forbidden_address",
-    SKIPPED_ROBOTS: "robots_disallowed",
-}
 
 
 @pytest.fixture(scope="module")
