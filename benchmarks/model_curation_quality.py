@@ -71,7 +71,7 @@ def build_run(args: argparse.Namespace, work: Path) -> tuple[Path, Path, float]:
     from infra.localweb.config import WebConfig
     from infra.localweb.generate import generate
     from infra.localweb.handle import serve_in_thread
-    from pipeline.app.demo import demo_build_config, demo_metadata
+    from pipeline.app.demo import DEMO_LANGUAGES, demo_build_config, demo_metadata
     from pipeline.build import build
 
     web, run = work / "web", work / "run"
@@ -96,7 +96,8 @@ def build_run(args: argparse.Namespace, work: Path) -> tuple[Path, Path, float]:
     ]
     if args.smoke:
         sets += ["image.image_size=32", "image.min_image_size=16", "image.max_aspect_ratio=4.5"]
-    build_cfg = demo_build_config(web, demo_metadata(work), str(run), args.size, overrides=sets)
+    languages = ("en",) if args.smoke else DEMO_LANGUAGES  # the smoke skips building seven more lists
+    build_cfg = demo_build_config(web, demo_metadata(work, languages), str(run), args.size, overrides=sets)
     t0 = time.monotonic()
     with serve_in_thread(web, prewarm=args.size):
         build(build_cfg, say=lambda m: print(f"build: {m}", flush=True))
