@@ -57,7 +57,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 COMMAND = "python benchmarks/bench_download.py"
-HOST_SUFFIX = "web.test"  # infra.localweb.hosts.HOST_SUFFIX: the synthetic web's virtual hosts
 WARMUP = 50  # URLs of an unmeasured first job: imports, Ray workers, img2dataset's first process spawn
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -196,6 +195,7 @@ def run_hosts(side: str, urls: Path, out: Path, args: argparse.Namespace, n: int
     import ray
 
     from curation.text import url_uids
+    from infra.localweb.hosts import HOST_SUFFIX
     from pipeline.build_config import BuildConfig
     from pipeline.build_images import MAX_GROUP_PARTITIONS, part_plan
     from pipeline.rundir import RunDir

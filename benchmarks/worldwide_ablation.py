@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -54,16 +52,12 @@ def build_arms(work: Path, candidates: int, metadata: Path, smoke: bool) -> tupl
 
 
 def zero_shot(export: str, benchmark: str) -> float:
-    from evaluation.datasets import load_benchmark
-    from evaluation.embed import embed_images, embed_prompts
+    """acc1 of the exported model on the whole test split (`evaluation.run.zeroshot_quick`, no sample cap)."""
     from evaluation.models import load_model
-    from evaluation.zeroshot import class_embeddings, zeroshot_logits
+    from evaluation.run import zeroshot_quick
 
     lm = load_model(f"local-dir:{export}", None, "cpu")
-    bench = load_benchmark(benchmark)
-    feats = embed_images(lm.model, lm.preprocess, bench.test.images, 256)
-    classes = class_embeddings(embed_prompts(lm.model, lm.tokenizer, bench.classnames, bench.templates, 256))
-    return float((zeroshot_logits(feats, classes).argmax(1) == np.asarray(bench.test.labels)).mean())
+    return float(zeroshot_quick(lm.model, lm.tokenizer, lm.preprocess, benchmark, max_samples=None)["acc1"])
 
 
 def train_eval(run: str, work: Path, arm: str, seed: int, steps: int, batch: int) -> dict:

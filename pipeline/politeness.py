@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -60,7 +61,7 @@ def _batch_counts(batch: pa.RecordBatch) -> pa.Table:
     t = pa.Table.from_batches([batch])
     t = t.filter(pc.is_valid(t["fetch_status"]))
     status = t["fetch_status"]
-    cols: dict[str, Any] = {"host": url_hosts(t["url"]), "rows": pa.array([1] * t.num_rows, pa.int64())}
+    cols: dict[str, Any] = {"host": url_hosts(t["url"]), "rows": pa.array(np.ones(t.num_rows, np.int64))}
     cols["requests"] = pc.cast(pc.fill_null(t["attempts"], 0), pa.int64())
     for name in COUNTED:
         cols[name] = pc.cast(pc.equal(status, name), pa.int64())
